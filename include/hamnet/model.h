@@ -1,0 +1,115 @@
+/* hamnet/model.h - a dense stable network: parameter layout, initialisation, forward and
+ * backward passes (hand-written, MATH.md), reversible recomputation.
+ *
+ * ALL parameters live in ONE contiguous buffer (and the gradients in one more of the same
+ * layout), so the optimiser, the gradient exchange and the checkpoint each see one flat
+ * array. Layout, in the order the backward pass finishes them last-to-first:
+ *
+ *   [ opening K_in [n][F], b_in [n] ]   (dense opening only)
+ *   [ layer 0: K_0 [n][n], b_0 [n] ] ... [ layer N-1: K_{N-1}, b_{N-1} ]
+ *   [ classifier W [C][n], mu [C] ]
+ *
+ * The backward pass completes the classifier first, then layers N-1 ... 0, then the opening,
+ * so "everything from offset X to the end is final" is always a contiguous suffix: the
+ * gradient exchange starts a bucket as soon as its slice is in that suffix. */
+#ifndef HAMNET_MODEL_H
+#define HAMNET_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hamnet/real.h"
+#include "hamnet/spec.h"
+
+typedef struct {
+  hn_model_spec spec;
+  hn_real h;          /* final_time / depth */
+  size_t n_params;
+  size_t off_open_K;  /* dense opening: K_in, then b_in; size 0 for pad */
+  size_t off_open_b;
+  size_t off_layers;  /* layer j starts at off_layers + j * layer_size: K_j then b_j */
+  size_t layer_size;  /* n*n + n */
+  size_t off_cls_W;
+  size_t off_cls_b;
+} hn_layout;
+
+/* Check the spec (width, depth, F, C >= 1, T > 0, pad needs width >= F, sizes that do not
+ * overflow) and compute the offsets. HN_EINVAL with a message naming the bad value. */
+int hn_layout_init(hn_layout *L, const hn_model_spec *spec);
+
+static inline hn_real *hn_layer_K(const hn_layout *L, hn_real *buf, int j) {
+  return buf + L->off_layers + (size_t)j * L->layer_size;
+}
+static inline hn_real *hn_layer_b(const hn_layout *L, hn_real *buf, int j) {
+  return buf + L->off_layers + (size_t)j * L->layer_size + (size_t)L->spec.width * L->spec.width;
+}
+
+typedef struct {
+  hn_layout layout;
+  hn_real *params; /* [n_params], HN_MEM_PARAMS */
+  hn_real *grads;  /* [n_params], HN_MEM_GRADS */
+} hn_model;
+
+int hn_model_create(hn_model *m, const hn_model_spec *spec);
+void hn_model_destroy(hn_model *m);
+
+/* MATH.md "Initialisation": K_j ~ N(0, init_scale^2 / n), b_j = 0, W ~ N(0, 1/n), mu = 0,
+ * K_in ~ N(0, 1/F), b_in = 0. Each block draws from its own counter-based stream
+ * (seed, HN_RNG_INIT, index = j for layer j), so the result does not depend on ranks or
+ * threads, and layer j of a depth-N net equals layer j of any other depth with the same seed. */
+void hn_model_init_params(hn_model *m, uint64_t seed, double init_scale);
+
+/* --- passes ------------------------------------------------------------------------------ */
+
+/* Activation memory and scratch for batches of up to max_batch samples.
+ * reversible = 0: every state y_j (and z_j) is kept for the backward pass (memory ~ depth).
+ * reversible = 1: only the last states are kept and the backward pass recomputes the others
+ *   by running the integrator backwards (hamiltonian, leapfrog only); stride > 0 also keeps
+ *   exact states every `stride` layers and restarts the reconstruction from them (bounded
+ *   drift, memory ~ depth/stride). */
+typedef struct hn_workspace hn_workspace;
+int hn_workspace_create(hn_workspace **ws, const hn_layout *L, int max_batch, int reversible, int stride);
+void hn_workspace_destroy(hn_workspace *ws);
+int hn_workspace_reversible(const hn_workspace *ws);
+int hn_workspace_stride(const hn_workspace *ws);
+
+typedef struct {
+  double loss_sum;    /* sum over the batch of the cross-entropy (not averaged) */
+  int64_t correct;    /* argmax(logits) == label */
+  int64_t count;      /* samples */
+  double recon_error; /* reversible mode: ||recomputed (y_0, z_0) - (y_0, z_0)|| / ||y_0||, else 0 */
+} hn_batch_stats;
+
+/* Optional per-layer probes (NULL pointers are skipped); sums over the batch, accumulated:
+ * y_norm2[j] += sum_i ||y_j^(i)||^2, z_norm2 likewise (hamiltonian), g_norm2[j] += sum_i
+ * ||dL/dy_j^(i)||^2 for j = 0..depth. */
+typedef struct {
+  double *y_norm2;
+  double *z_norm2;
+  double *g_norm2;
+} hn_probe;
+
+/* Called during the backward pass each time a suffix of the gradient buffer is final for
+ * this batch: grads[first_final .. n_params) will not change any more. */
+typedef void (*hn_grad_ready_fn)(void *ctx, size_t first_final);
+
+/* Forward and backward pass over one batch X [B][F] with labels y. ACCUMULATES
+ * loss_scale * d(sum of cross-entropies)/d(params) into m->grads (the caller zeroes them and
+ * passes loss_scale = 1 / global batch size, so that summing over ranks gives the mean).
+ * Regularisers are not included (train/regularizer). B <= the workspace's max_batch. */
+int hn_model_train_batch(hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *y, int B,
+                         hn_real loss_scale, hn_grad_ready_fn ready, void *ready_ctx, hn_probe *probe,
+                         hn_batch_stats *stats);
+
+/* Forward pass only; logits [B][C] written when not NULL; y may be NULL (then only logits). */
+int hn_model_evaluate(const hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *y, int B,
+                      hn_real *logits, hn_probe *probe, hn_batch_stats *stats);
+
+/* The antisym operator A = K - K^T - gamma I, written to A [n][n]. */
+void hn_antisym_operator(const hn_real *K, int n, hn_real gamma, hn_real *A);
+
+/* Bytes the workspace holds (activations / scratch), from the allocation counters' view. */
+size_t hn_workspace_activation_bytes(const hn_workspace *ws);
+size_t hn_workspace_scratch_bytes(const hn_workspace *ws);
+
+#endif
