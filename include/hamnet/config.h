@@ -1,6 +1,6 @@
 /* hamnet/config.h - the one configuration struct, read from an INI file.
  *
- * A run is described by one INI file (see jobs/*.ini and README "Configuration") plus
+ * A run is described by one INI file (see the .ini files in jobs/ and README "Configuration") plus
  * `--set section.key=value` overrides. Parsing goes through libinih; every key is checked
  * as it is read, so an unknown section or key, a malformed or out-of-range value, or a
  * missing required key fails with a message naming the file, line, key and the allowed
@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hamnet/spec.h"
 
@@ -97,16 +98,22 @@ void hn_config_defaults(hn_config *cfg);
 
 /* Read an INI file over the current values of *cfg. On error returns HN_EINVAL (or HN_EIO
  * when the file cannot be read) with a message "FILE:LINE: [section] key = value: reason;
- * allowed: ...". Relative data paths are resolved against the config file's folder. */
+ * allowed: ...". Relative data paths are resolved against the config file's folder (and made
+ * absolute). A key may appear once per file. On error *cfg is left unchanged. */
 int hn_config_load(hn_config *cfg, const char *path);
 
-/* Parse INI text (e.g. the config stored in a checkpoint); `label` names it in messages. */
+/* Parse INI text (e.g. the config stored in a checkpoint); `label` names it in messages and
+ * becomes cfg->source. Paths are kept exactly as written (text has no folder; the text written
+ * by hn_config_to_ini after hn_config_load holds absolute paths). */
 int hn_config_load_string(hn_config *cfg, const char *text, const char *label);
 
-/* Apply one "section.key=value" override (the --set option). */
+/* Apply one "section.key=value" override (the --set option). Relative paths are made absolute
+ * against the current directory. Messages start with "--set section.key=value: ". */
 int hn_config_set(hn_config *cfg, const char *assignment);
 
-/* Cross-key checks after all sources are read (required keys, ranges that involve two keys).
+/* Cross-key checks after all sources are read (required keys, ranges that involve two keys:
+ * depth divisible by 2^(levels-1), lr_min <= lr, band_low < band_high, reversible = on only for
+ * reversible architectures) and every key's own range again (fields may have been set by code).
  * `for_training`: data.train is required. */
 int hn_config_validate(const hn_config *cfg, int for_training);
 
@@ -116,6 +123,18 @@ char *hn_config_to_ini(const hn_config *cfg);
 
 /* The model part as a spec (n_features / n_classes left 0: they come from the data). */
 hn_model_spec hn_config_model_spec(const hn_config *cfg);
+
+/* The value of one key ("train.lr") as it is written in an INI file, into buf[size].
+ * HN_EINVAL for an unknown key or a buffer that is too small. */
+int hn_config_get(const hn_config *cfg, const char *key, char *buf, size_t size);
+
+/* Number of keys whose values differ between a and b (doubles: bit for bit; `source` is not a
+ * key). With `out`, prints one line "[section] key: A -> B" per difference (e.g. on resume). */
+int hn_config_diff(const hn_config *a, const hn_config *b, FILE *out);
+
+/* Print every key as a Markdown table (section, key, default, allowed values, meaning) - the
+ * README's "Configuration" table is this output. */
+void hn_config_print_keys(FILE *out);
 
 const char *hn_optimizer_name(hn_optimizer_kind k);
 const char *hn_schedule_name(hn_schedule_kind k);
