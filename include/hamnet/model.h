@@ -69,6 +69,8 @@ void hn_model_init_params(hn_model *m, uint64_t seed, double init_scale);
  *   drift, memory ~ depth/stride). */
 typedef struct hn_workspace hn_workspace;
 int hn_workspace_create(hn_workspace **ws, const hn_layout *L, int max_batch, int reversible, int stride);
+/* A workspace for hn_model_evaluate only (no states kept: memory independent of depth). */
+int hn_workspace_create_eval(hn_workspace **ws, const hn_layout *L, int max_batch);
 void hn_workspace_destroy(hn_workspace *ws);
 int hn_workspace_reversible(const hn_workspace *ws);
 int hn_workspace_stride(const hn_workspace *ws);
@@ -77,7 +79,10 @@ typedef struct {
   double loss_sum;    /* sum over the batch of the cross-entropy (not averaged) */
   int64_t correct;    /* argmax(logits) == label */
   int64_t count;      /* samples */
-  double recon_error; /* reversible mode: ||recomputed (y_0, z_0) - (y_0, z_0)|| / ||y_0||, else 0 */
+  double recon_error; /* reversible mode: RMS of (recomputed - exact) states, relative to the RMS of the
+                       * exact state where that is above 1 (absolute below: an all-zero input has no
+                       * scale); measured at y_0 (and z_0 / y_{-1}), or the worst exact-state checkpoint
+                       * when a stride is in force. 0 in stored mode */
 } hn_batch_stats;
 
 /* Optional per-layer probes (NULL pointers are skipped); sums over the batch, accumulated:

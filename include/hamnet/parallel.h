@@ -40,3 +40,36 @@ int hn_mpi_agree(int local_status);
 void hn_mpi_banner(const char *command, int threads);
 
 #endif
+
+/* --- gradient exchange -------------------------------------------------------------------
+ * Averages the flat gradient buffer over the ranks in buckets: contiguous slices taken from
+ * the END of the buffer (bucket 0 = the last bucket_elems elements: classifier and last
+ * layers, which the backward pass finishes first). hn_exchange_ready is the model's
+ * grad-ready callback: it starts MPI_Iallreduce on every bucket that lies entirely in the
+ * finished suffix, in bucket order (the same on every rank), and tests the outstanding ones
+ * so that Open MPI progresses them while the backward pass goes on. hn_exchange_finish starts
+ * the rest and waits. Sums: the model already scaled by 1 / global batch, so the sum is the
+ * mean. With one rank, or overlap = 0 (everything started in finish), the calls are cheap. */
+typedef struct {
+  MPI_Comm comm;
+  int size;
+  hn_real *grads;
+  size_t n;
+  size_t bucket_elems;
+  int n_buckets;
+  int next;           /* next bucket to start */
+  int overlap;
+  MPI_Request *req;
+  double wait_seconds; /* accumulated time blocked in hn_exchange_finish */
+  double comm_seconds; /* accumulated time inside MPI calls of the exchange */
+  long steps;
+} hn_exchange;
+
+int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real *grads, size_t n, size_t bucket_bytes, int overlap);
+void hn_exchange_destroy(hn_exchange *ex);
+/* Start of a step (before the backward pass). */
+void hn_exchange_begin(hn_exchange *ex);
+/* hn_grad_ready_fn: grads[first_final .. n) are final on this rank. ctx is the hn_exchange. */
+void hn_exchange_ready(void *ctx, size_t first_final);
+/* Start what is left, wait for all buckets; HN_EMPI on failure. */
+int hn_exchange_finish(hn_exchange *ex);

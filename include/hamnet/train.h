@@ -49,3 +49,62 @@ double hn_lr_at(const hn_config *cfg, double epoch, int epochs);
 int hn_multilevel_prolong(const hn_model *coarse, hn_model *fine);
 
 #endif
+
+/* --- the training loop ----------------------------------------------------------------------
+ * hn_train runs a whole training job on every rank of the world communicator:
+ *   data (each rank reads only its own rows of each epoch) -> forward/backward (model) ->
+ *   gradient exchange (parallel) -> regulariser -> optimiser -> at cadence: validation,
+ *   checkpoint (io), diagnostics; progress on rank 0.
+ * It resumes from the newest valid checkpoint in run_dir if there is one. Returns HN_OK when
+ * the run finished, HN_ESTOPPED when a signal stopped it after a checkpoint (exit code 75:
+ * resume me), HN_ENUMERIC when the loss or gradient became non-finite (last good checkpoint
+ * kept), other statuses on errors - the same on every rank. */
+typedef struct {
+  int epochs_done;
+  long steps;
+  double train_loss, train_accuracy;
+  double val_loss, val_accuracy; /* NaN without validation set */
+  double seconds;                /* wall time of this invocation */
+  double samples_per_second;
+  double max_recon_error;        /* worst reversible reconstruction error seen */
+  char last_checkpoint[1024];
+} hn_train_result;
+
+int hn_train(const hn_config *cfg, const char *run_dir, hn_train_result *result);
+
+/* Depth trained at multilevel stage `level` (0 = coarsest) of `levels`. */
+int hn_level_depth(const hn_config *cfg, int level);
+/* Epochs of stage `level`: epochs split evenly over the levels, the remainder to the last. */
+int hn_level_epochs(const hn_config *cfg, int level);
+
+/* --- signals ---------------------------------------------------------------------------------
+ * SIGUSR1, SIGTERM and SIGINT set a flag; the training loop checks it at every step boundary
+ * (all ranks agree through the per-step reduction), writes a checkpoint and returns
+ * HN_ESTOPPED. A second signal while checkpointing does not interrupt the write. */
+void hn_signals_install(void);
+int hn_signals_pending(void); /* the signal number received, 0 if none */
+
+/* --- evaluation ------------------------------------------------------------------------------
+ * Loss and accuracy of a checkpoint on a data file, sharded over the world's ranks: rank r
+ * reads and evaluates rows [N r / P, N (r+1) / P). With noise > 0 every input coordinate of
+ * sample i first gets N(0, noise^2) from the stream (seed, HN_RNG_NOISE, 0, i), so the result
+ * does not depend on the number of ranks. */
+typedef struct {
+  const char *checkpoint;
+  const char *data;
+  const char *predictions; /* NULL or an HDF5 file for /pred, /logits, /y (rank 0 writes) */
+  double noise;
+  uint64_t seed;
+  int batch;               /* samples per forward pass and rank */
+} hn_eval_options;
+
+typedef struct {
+  double loss;      /* mean cross-entropy */
+  double accuracy;
+  int64_t samples;
+  int64_t correct;
+  double seconds;
+} hn_eval_result;
+
+void hn_eval_options_default(hn_eval_options *opt);
+int hn_evaluate(const hn_eval_options *opt, hn_eval_result *res);

@@ -19,6 +19,7 @@ struct hn_workspace {
   int max_batch;
   int reversible;
   int stride;
+  int eval_only;      /* made by hn_workspace_create_eval: no states for a backward pass */
   size_t slot;        /* elements per state buffer: max_batch * width */
   hn_real *states;    /* stored: [N+1] slots; HN_MEM_ACTIVATIONS */
   hn_real *zstates;   /* stored, hamiltonian: [N+1] slots */
@@ -38,11 +39,12 @@ struct hn_workspace {
 /* ---------------------------------------------------------------------------------------- */
 /* workspace */
 
-int hn_workspace_create(hn_workspace **out, const hn_layout *L, int max_batch, int reversible, int stride) {
+static int workspace_create(hn_workspace **out, const hn_layout *L, int max_batch, int reversible, int stride,
+                            int eval_only) {
   *out = NULL;
   if (max_batch < 1)
     return hn_fail(HN_EINVAL, "batch size must be >= 1 (got %d)", max_batch);
-  if (reversible && !hn_arch_is_reversible(L->spec.arch))
+  if (reversible && !eval_only && !hn_arch_is_reversible(L->spec.arch))
     return hn_fail(HN_EINVAL, "reversible mode needs arch hamiltonian or leapfrog ([model] arch = %s); "
                    "use [train] reversible = auto or off", hn_arch_name(L->spec.arch));
   if (stride < 0)
@@ -54,6 +56,7 @@ int hn_workspace_create(hn_workspace **out, const hn_layout *L, int max_batch, i
   ws->max_batch = max_batch;
   ws->reversible = reversible;
   ws->stride = reversible ? stride : 0;
+  ws->eval_only = eval_only;
   const int N = L->spec.depth, n = L->spec.width, C = L->spec.n_classes;
   const size_t slot = (size_t)max_batch * n;
   ws->slot = slot;
@@ -66,7 +69,9 @@ int hn_workspace_create(hn_workspace **out, const hn_layout *L, int max_batch, i
     ok = ok && ptr != NULL;                                                         \
     *((cat) == HN_MEM_ACTIVATIONS ? &act : &scratch) += (count) * sizeof(hn_real);  \
   } while (0)
-  if (!reversible) {
+  if (eval_only) {
+    /* the ring is all evaluation needs */
+  } else if (!reversible) {
     HN_WS_ALLOC(ws->states, (size_t)(N + 1) * slot, HN_MEM_ACTIVATIONS, "stored states y_j");
     if (ham)
       HN_WS_ALLOC(ws->zstates, (size_t)(N + 1) * slot, HN_MEM_ACTIVATIONS, "stored states z_j");
@@ -99,6 +104,14 @@ int hn_workspace_create(hn_workspace **out, const hn_layout *L, int max_batch, i
   }
   *out = ws;
   return HN_OK;
+}
+
+int hn_workspace_create(hn_workspace **out, const hn_layout *L, int max_batch, int reversible, int stride) {
+  return workspace_create(out, L, max_batch, reversible, stride, 0);
+}
+
+int hn_workspace_create_eval(hn_workspace **out, const hn_layout *L, int max_batch) {
+  return workspace_create(out, L, max_batch, 1, 0, 1);
 }
 
 void hn_workspace_destroy(hn_workspace *ws) {
@@ -354,7 +367,12 @@ static void backward_euler(hn_model *m, hn_workspace *ws, int B, hn_grad_ready_f
   }
 }
 
-static double relative_error(double diff2, double ref2) { return sqrt(diff2) / (sqrt(ref2) + 1e-300); }
+/* Reconstruction error: RMS difference relative to the RMS of the exact state, absolute where
+ * that state is below unit scale (a batch of all-zero inputs has nothing to be relative to). */
+static double relative_error(double diff2, double ref2, size_t count) {
+  double rms_diff = sqrt(diff2 / (double)count), rms_ref = sqrt(ref2 / (double)count);
+  return rms_diff / (rms_ref > 1 ? rms_ref : 1);
+}
 
 static void backward_hamiltonian(hn_model *m, hn_workspace *ws, int B, hn_grad_ready_fn ready, void *ctx,
                                  hn_probe *probe, hn_batch_stats *stats) {
@@ -378,13 +396,13 @@ static void backward_hamiltonian(hn_model *m, hn_workspace *ws, int B, hn_grad_r
         /* exact states kept here: measure the drift, then restart from the exact values */
         const hn_real *cy = ws->ck_a + (size_t)(j / ws->stride) * ws->slot;
         const hn_real *cz = ws->ck_b + (size_t)(j / ws->stride) * ws->slot;
-        double e = relative_error(diff_squares(y0, cy, cnt) + diff_squares(z0, cz, cnt), sum_squares(cy, cnt));
+        double e = relative_error(diff_squares(y0, cy, cnt) + diff_squares(z0, cz, cnt), sum_squares(cy, cnt), cnt);
         worst = e > worst ? e : worst;
         memcpy(y0, cy, cnt * sizeof(hn_real));
         memcpy(z0, cz, cnt * sizeof(hn_real));
       } else if (j == 0) {
         double e = relative_error(diff_squares(y0, ws->y0_saved, cnt) + sum_squares(z0, cnt),
-                                  sum_squares(ws->y0_saved, cnt));
+                                  sum_squares(ws->y0_saved, cnt), cnt);
         worst = e > worst ? e : worst;
       }
       a = 1 - a;
@@ -417,13 +435,13 @@ static void backward_leapfrog(hn_model *m, hn_workspace *ws, int B, hn_grad_read
       if (ws->stride > 0 && j % ws->stride == 0) {
         const hn_real *cy = ws->ck_a + (size_t)(j / ws->stride) * ws->slot;
         const hn_real *cp = ws->ck_b + (size_t)(j / ws->stride) * ws->slot;
-        double e = relative_error(diff_squares(yj, cy, cnt) + diff_squares(yprev, cp, cnt), sum_squares(cy, cnt));
+        double e = relative_error(diff_squares(yj, cy, cnt) + diff_squares(yprev, cp, cnt), sum_squares(cy, cnt), cnt);
         worst = e > worst ? e : worst;
         memcpy(yj, cy, cnt * sizeof(hn_real));
         memcpy(yprev, cp, cnt * sizeof(hn_real));
       } else if (j == 0) { /* recomputed y_0 and y_{-1} must both equal y_0 */
         double e = relative_error(diff_squares(yj, ws->y0_saved, cnt) + diff_squares(yprev, ws->y0_saved, cnt),
-                                  sum_squares(ws->y0_saved, cnt));
+                                  sum_squares(ws->y0_saved, cnt), cnt);
         worst = e > worst ? e : worst;
       }
     }
@@ -452,6 +470,8 @@ int hn_model_train_batch(hn_model *m, hn_workspace *ws, const hn_real *X, const 
                          hn_real loss_scale, hn_grad_ready_fn ready, void *ready_ctx, hn_probe *probe,
                          hn_batch_stats *stats) {
   HN_TRY(check_batch(ws, m, B));
+  if (ws->eval_only)
+    return hn_fail(HN_EINTERNAL, "hn_model_train_batch needs a training workspace, not an evaluation one");
   const hn_layout *L = &m->layout;
   memset(stats, 0, sizeof *stats);
   const hn_real *yN = forward(m, ws, X, B, 1, probe);

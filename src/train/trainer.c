@@ -1,0 +1,694 @@
+/* trainer.c - the training loop (see hamnet/train.h "the training loop").
+ *
+ * One step, one direction:
+ *   this rank's slice of the global batch (data) -> forward/backward (model + kernels), each
+ *   finished layer handed to the gradient exchange (parallel) -> wait for the exchange ->
+ *   regulariser gradient -> per-step reduction of loss / accuracy / flags (all ranks agree on
+ *   stop and divergence here) -> optimiser update -> at cadence: validation, checkpoint (io),
+ *   progress.
+ * Every rank runs the same code on the same global schedule; only rank 0 prints and writes. */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hamnet/checkpoint.h"
+#include "hamnet/data.h"
+#include "hamnet/error.h"
+#include "hamnet/log.h"
+#include "hamnet/mem.h"
+#include "hamnet/parallel.h"
+#include "hamnet/timer.h"
+#include "hamnet/train.h"
+#include "train/progress.h"
+
+typedef struct {
+  const hn_config *cfg;
+  const hn_mpi *mpi;
+  char run_dir[HN_PATH_MAX];
+  char *config_text;
+
+  /* data */
+  hn_dataset_info train_info;
+  int64_t n_train;        /* samples used for training (data.fraction subset) */
+  int64_t *subset;        /* file rows of the subset, NULL = all rows */
+  hn_dataset epoch_data;  /* this rank's rows of the current epoch, in batch order */
+  int64_t *batch_start;   /* [n_batches + 1] offsets into epoch_data */
+  int n_batches;
+  hn_dataset val;         /* this rank's share of the validation set */
+  int64_t n_val;          /* validation samples over all ranks */
+
+  /* model and optimisation */
+  hn_model model;
+  int have_model;
+  hn_workspace *ws;
+  hn_optimizer opt;
+  int have_opt;
+  hn_exchange ex;
+  int have_ex;
+  int max_local_batch;
+  hn_real *xbuf;
+  int32_t *ybuf;
+  hn_progress prog;
+
+  FILE *steps_log;
+  hn_progress_display display;
+  double run_t0;
+  double max_recon;
+} trainer;
+
+/* ---------------------------------------------------------------------------------------- */
+/* multilevel schedule */
+
+int hn_level_depth(const hn_config *cfg, int level) {
+  int levels = cfg->train.levels < 1 ? 1 : cfg->train.levels;
+  return cfg->model.depth >> (levels - 1 - level);
+}
+
+int hn_level_epochs(const hn_config *cfg, int level) {
+  int levels = cfg->train.levels < 1 ? 1 : cfg->train.levels;
+  int per = cfg->train.epochs / levels;
+  return level == levels - 1 ? cfg->train.epochs - per * (levels - 1) : per;
+}
+
+static int level_first_epoch(const hn_config *cfg, int level) {
+  int e = 0;
+  for (int l = 0; l < level; l++)
+    e += hn_level_epochs(cfg, l);
+  return e;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* data: each rank reads only its own rows */
+
+/* Rank r's part [lo, hi) of a batch of `size` samples. */
+static void slice(int64_t size, int rank, int ranks, int64_t *lo, int64_t *hi) {
+  *lo = size * rank / ranks;
+  *hi = size * (rank + 1) / ranks;
+}
+
+static int64_t file_row(const trainer *t, int64_t i) { return t->subset ? t->subset[i] : i; }
+
+/* Read this rank's rows of every batch of `epoch` (in batch order). */
+static int load_epoch(trainer *t, int epoch) {
+  const int64_t B = t->cfg->train.batch_size, n = t->n_train;
+  const int P = t->mpi->size, r = t->mpi->rank;
+  int64_t *perm = hn_alloc((size_t)n, sizeof(int64_t), HN_MEM_DATA, "epoch permutation");
+  if (!perm)
+    return HN_ENOMEM;
+  hn_data_permutation(t->cfg->train.seed, (uint64_t)epoch, n, perm);
+  t->n_batches = (int)((n + B - 1) / B);
+  hn_free(t->batch_start);
+  t->batch_start = hn_alloc((size_t)t->n_batches + 1, sizeof(int64_t), HN_MEM_DATA, "batch offsets");
+  int64_t *rows = hn_alloc((size_t)(n / P + t->n_batches + 1), sizeof(int64_t), HN_MEM_DATA, "epoch rows");
+  if (!t->batch_start || !rows) {
+    hn_free(perm);
+    hn_free(rows);
+    return HN_ENOMEM;
+  }
+  int64_t count = 0;
+  for (int k = 0; k < t->n_batches; k++) {
+    int64_t first = (int64_t)k * B, size = (first + B <= n ? B : n - first), lo, hi;
+    slice(size, r, P, &lo, &hi);
+    t->batch_start[k] = count;
+    for (int64_t i = lo; i < hi; i++)
+      rows[count++] = file_row(t, perm[first + i]);
+  }
+  t->batch_start[t->n_batches] = count;
+  hn_free(perm);
+  hn_dataset_free(&t->epoch_data);
+  int status = HN_OK;
+  if (count > 0)
+    status = hn_dataset_read_rows(t->cfg->data.train, rows, count, &t->epoch_data);
+  hn_free(rows);
+  return status;
+}
+
+static int load_data(trainer *t) {
+  const hn_config *cfg = t->cfg;
+  const int P = t->mpi->size, r = t->mpi->rank;
+  HN_TRY(hn_dataset_probe(cfg->data.train, &t->train_info));
+  if (t->train_info.n_features > (1 << 24))
+    return hn_fail(HN_EFORMAT, "%s: %lld features per sample is more than hamnet's dense networks take",
+                   cfg->data.train, (long long)t->train_info.n_features);
+  t->n_train = t->train_info.n;
+  if (cfg->data.fraction < 1.0) {
+    int32_t *labels = NULL;
+    hn_dataset_info info;
+    HN_TRY(hn_dataset_read_labels(cfg->data.train, &info, &labels));
+    int status = hn_data_fraction_subset_stratified(cfg->train.seed, labels, info.n, info.n_classes,
+                                                    cfg->data.fraction, &t->subset, &t->n_train);
+    hn_free(labels);
+    HN_TRY(status);
+  }
+  if (cfg->data.val[0]) {
+    hn_dataset_info vi;
+    HN_TRY(hn_dataset_probe(cfg->data.val, &vi));
+    if (vi.n_features != t->train_info.n_features)
+      return hn_fail(HN_EFORMAT, "validation set %s has %lld features per sample, training set %s has %lld",
+                     cfg->data.val, (long long)vi.n_features, cfg->data.train, (long long)t->train_info.n_features);
+    if (vi.n_classes > t->train_info.n_classes)
+      return hn_fail(HN_EFORMAT, "validation set %s has labels up to %d but the training set %s has %d classes",
+                     cfg->data.val, vi.n_classes - 1, cfg->data.train, t->train_info.n_classes);
+    t->n_val = vi.n;
+    int64_t lo, hi;
+    slice(vi.n, r, P, &lo, &hi);
+    if (hi > lo) {
+      int64_t *rows = hn_alloc((size_t)(hi - lo), sizeof(int64_t), HN_MEM_DATA, "validation rows");
+      if (!rows)
+        return HN_ENOMEM;
+      for (int64_t i = lo; i < hi; i++)
+        rows[i - lo] = i;
+      int status = hn_dataset_read_rows(cfg->data.val, rows, hi - lo, &t->val);
+      hn_free(rows);
+      HN_TRY(status);
+    }
+  }
+  return HN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* model, workspace, optimiser, exchange for the current level */
+
+static int reversible_wanted(const hn_config *cfg) {
+  if (cfg->train.reversible == HN_REV_OFF)
+    return 0;
+  return hn_arch_is_reversible(cfg->model.arch);
+}
+
+static void release_level(trainer *t) {
+  hn_workspace_destroy(t->ws);
+  t->ws = NULL;
+  if (t->have_ex)
+    hn_exchange_destroy(&t->ex);
+  t->have_ex = 0;
+  if (t->have_opt)
+    hn_optimizer_destroy(&t->opt);
+  t->have_opt = 0;
+}
+
+/* Workspace, optimiser and exchange for t->model (the optimiser's moments are zero). */
+static int setup_level(trainer *t) {
+  const hn_config *cfg = t->cfg;
+  HN_TRY(hn_workspace_create(&t->ws, &t->model.layout, t->max_local_batch, reversible_wanted(cfg),
+                             t->prog.recon_stride));
+  HN_TRY(hn_optimizer_create(&t->opt, cfg, t->model.layout.n_params));
+  t->have_opt = 1;
+  HN_TRY(hn_exchange_create(&t->ex, t->mpi->comm, t->model.grads, t->model.layout.n_params,
+                            (size_t)cfg->parallel.bucket_kb * 1024, cfg->parallel.overlap));
+  t->have_ex = 1;
+  return HN_OK;
+}
+
+static hn_model_spec model_spec(const trainer *t, int depth) {
+  hn_model_spec spec = hn_config_model_spec(t->cfg);
+  spec.depth = depth;
+  spec.n_features = (int)t->train_info.n_features;
+  spec.n_classes = t->train_info.n_classes;
+  return spec;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* checkpoints */
+
+static int write_checkpoint(trainer *t, int also_best) {
+  int status = HN_OK;
+  if (t->mpi->rank == 0) {
+    char name[64], path[HN_PATH_MAX + 64];
+    hn_ckpt_name(t->prog.global_step, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", t->run_dir, name);
+    hn_ckpt_optimizer opt = {hn_optimizer_name(t->opt.kind), t->opt.step, t->opt.m1, t->opt.m2};
+    double t0 = hn_wtime();
+    status = hn_ckpt_write(path, &t->model, &opt, &t->prog, t->config_text);
+    if (status == HN_OK) {
+      struct stat st;
+      double mb = stat(path, &st) == 0 ? (double)st.st_size / 1048576.0 : 0.0;
+      hn_log_info("checkpoint %s (%.2f MiB, %.3f s)", path, mb, hn_wtime() - t0);
+      status = hn_ckpt_prune(t->run_dir, t->cfg->checkpoint.keep);
+      if (also_best && status == HN_OK) {
+        snprintf(path, sizeof path, "%s/best.h5", t->run_dir);
+        status = hn_ckpt_write(path, &t->model, &opt, &t->prog, t->config_text);
+      }
+    } else {
+      hn_fail_context(status, "writing checkpoint %s (the previous checkpoint is kept)", path);
+    }
+  }
+  return hn_mpi_agree(status);
+}
+
+/* Model-defining settings must match the checkpoint's; the rest may change on resume. */
+static int check_resume_config(trainer *t, const char *path, const char *stored_text) {
+  hn_config old;
+  hn_config_defaults(&old);
+  if (hn_config_load_string(&old, stored_text, path) != HN_OK)
+    return hn_fail_context(HN_EFORMAT, "config stored in %s", path);
+  const hn_config *now = t->cfg;
+  char what[512] = "";
+#define HN_DIFFERS(cond, name)                                                   \
+  do {                                                                           \
+    if (cond)                                                                    \
+      snprintf(what + strlen(what), sizeof what - strlen(what), " %s", name);    \
+  } while (0)
+  HN_DIFFERS(old.model.arch != now->model.arch, "model.arch");
+  HN_DIFFERS(old.model.width != now->model.width, "model.width");
+  HN_DIFFERS(old.model.depth != now->model.depth, "model.depth");
+  HN_DIFFERS(old.model.final_time != now->model.final_time, "model.final_time");
+  HN_DIFFERS(old.model.activation != now->model.activation, "model.activation");
+  HN_DIFFERS(old.model.gamma != now->model.gamma, "model.gamma");
+  HN_DIFFERS(old.model.opening != now->model.opening, "model.opening");
+  HN_DIFFERS(old.train.levels != now->train.levels, "train.levels");
+  HN_DIFFERS(old.train.seed != now->train.seed, "train.seed");
+  HN_DIFFERS(old.train.batch_size != now->train.batch_size, "train.batch_size");
+  HN_DIFFERS(old.train.optimizer != now->train.optimizer, "train.optimizer");
+  HN_DIFFERS(old.data.fraction != now->data.fraction, "data.fraction");
+  HN_DIFFERS(strcmp(old.data.train, now->data.train) != 0, "data.train");
+#undef HN_DIFFERS
+  if (what[0])
+    return hn_fail(HN_EINVAL, "cannot resume from %s: the run was made with different settings of%s. "
+                   "Use a new --run-dir for a different network, or restore those settings.", path, what);
+  if (t->mpi->rank == 0 && hn_config_diff(&old, now, NULL) > 0) {
+    hn_log_info("resuming with changed settings:");
+    hn_config_diff(&old, now, stdout);
+  }
+  return HN_OK;
+}
+
+/* Resume from the newest valid checkpoint in run_dir, if any. *resumed = 1 when it did. */
+static int try_resume(trainer *t, int *resumed) {
+  char path[HN_PATH_MAX];
+  *resumed = 0;
+  if (hn_ckpt_find_latest(t->run_dir, path, sizeof path) != HN_OK) {
+    hn_error_clear();
+    return HN_OK;
+  }
+  hn_model_spec spec;
+  HN_TRY(hn_ckpt_read_spec(path, &spec));
+  char *stored_text = NULL;
+  hn_model probe;
+  int status = hn_ckpt_read(path, &probe, NULL, NULL, &stored_text);
+  if (status != HN_OK)
+    return status;
+  hn_model_destroy(&probe);
+  status = check_resume_config(t, path, stored_text ? stored_text : "");
+  free(stored_text);
+  HN_TRY(status);
+  /* read again, now with optimiser state and progress, into the real objects */
+  HN_TRY(hn_ckpt_read(path, &t->model, NULL, &t->prog, NULL));
+  t->have_model = 1;
+  int level = t->prog.level;
+  if (level < 0 || level >= t->cfg->train.levels || spec.depth != hn_level_depth(t->cfg, level))
+    return hn_fail(HN_EFORMAT, "%s: depth %d at multilevel stage %d does not fit levels = %d, depth = %d",
+                   path, spec.depth, level, t->cfg->train.levels, t->cfg->model.depth);
+  if (spec.n_features != t->train_info.n_features || spec.n_classes != t->train_info.n_classes)
+    return hn_fail(HN_EFORMAT, "%s was trained on %d features / %d classes, %s has %lld / %d", path,
+                   spec.n_features, spec.n_classes, t->cfg->data.train, (long long)t->train_info.n_features,
+                   t->train_info.n_classes);
+  HN_TRY(setup_level(t));
+  hn_ckpt_optimizer opt = {hn_optimizer_name(t->opt.kind), 0, t->opt.m1, t->opt.m2};
+  hn_model again;
+  hn_progress prog_again;
+  memset(&prog_again, 0, sizeof prog_again);
+  status = hn_ckpt_read(path, &again, &opt, &prog_again, NULL);
+  if (status == HN_OK) {
+    hn_model_destroy(&again);
+    t->opt.step = opt.step;
+  }
+  hn_progress_free(&prog_again);
+  HN_TRY(status);
+  hn_log_info("resuming from %s: epoch %d, step %ld of the epoch, %ld steps, depth %d", path, t->prog.epoch,
+              t->prog.step_in_epoch, t->prog.global_step, spec.depth);
+  *resumed = 1;
+  return HN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* run folder and per-step log */
+
+static int make_dirs(const char *path) {
+  char tmp[HN_PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+      return hn_fail(HN_EIO, "cannot create folder %s: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+    return hn_fail(HN_EIO, "cannot create run folder %s: %s", tmp, strerror(errno));
+  if (access(tmp, W_OK) != 0)
+    return hn_fail(HN_EIO, "run folder %s is not writable: %s (choose another --run-dir)", tmp, strerror(errno));
+  return HN_OK;
+}
+
+/* steps.tsv: one line per optimiser step. On resume, lines after the checkpoint's step are
+ * dropped (they belong to work that was lost), so the file always matches the parameters. */
+static int open_steps_log(trainer *t) {
+  if (t->mpi->rank != 0)
+    return HN_OK;
+  char path[HN_PATH_MAX + 32], tmp_path[HN_PATH_MAX + 40];
+  snprintf(path, sizeof path, "%s/steps.tsv", t->run_dir);
+  snprintf(tmp_path, sizeof tmp_path, "%s.tmp", path);
+  FILE *old = fopen(path, "r");
+  FILE *out = fopen(tmp_path, "w");
+  if (!out) {
+    if (old)
+      fclose(old);
+    return hn_fail(HN_EIO, "cannot write %s: %s", tmp_path, strerror(errno));
+  }
+  fprintf(out, "step\tepoch\tstep_in_epoch\tdepth\tloss\taccuracy\tlr\trecon_error\n");
+  if (old) {
+    char line[512];
+    while (fgets(line, sizeof line, old)) {
+      long step = strtol(line, NULL, 10);
+      if (step >= 1 && step <= t->prog.global_step)
+        fputs(line, out);
+    }
+    fclose(old);
+  }
+  if (fclose(out) != 0 || rename(tmp_path, path) != 0)
+    return hn_fail(HN_EIO, "cannot write %s: %s", path, strerror(errno));
+  t->steps_log = fopen(path, "a");
+  if (!t->steps_log)
+    return hn_fail(HN_EIO, "cannot append to %s: %s", path, strerror(errno));
+  return HN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* one step and one epoch */
+
+static void to_real(const float *src, hn_real *dst, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    dst[i] = (hn_real)src[i];
+}
+
+static int grads_finite(const hn_real *g, size_t n) {
+  hn_real acc = 0;
+  for (size_t i = 0; i < n; i++)
+    acc += g[i] * 0; /* NaN and Inf survive multiplication by 0, finite values give 0 */
+  return acc == 0;
+}
+
+typedef struct {
+  double loss_sum, correct, count, reg_sum; /* summed over the epoch's steps */
+  double recon;
+  int steps;
+} epoch_totals;
+
+/* One optimiser step on batch k. Returns HN_ESTOPPED / HN_ENUMERIC as agreed by all ranks. */
+static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
+  const hn_config *cfg = t->cfg;
+  const size_t np = t->model.layout.n_params;
+  const int64_t lo = t->batch_start[k], hi = t->batch_start[k + 1];
+  const int Bl = (int)(hi - lo);
+  const int64_t n = t->n_train, B = cfg->train.batch_size;
+  const int64_t Bglobal = ((int64_t)k + 1) * B <= n ? B : n - (int64_t)k * B;
+  const int F = (int)t->train_info.n_features;
+
+  memset(t->model.grads, 0, np * sizeof(hn_real));
+  hn_exchange_begin(&t->ex);
+  hn_batch_stats st;
+  memset(&st, 0, sizeof st);
+  if (Bl > 0) {
+    to_real(t->epoch_data.X + (size_t)lo * F, t->xbuf, (size_t)Bl * F);
+    memcpy(t->ybuf, t->epoch_data.y + lo, (size_t)Bl * sizeof(int32_t));
+    HN_TRY(hn_model_train_batch(&t->model, t->ws, t->xbuf, t->ybuf, Bl, (hn_real)(1.0 / (double)Bglobal),
+                                hn_exchange_ready, &t->ex, NULL, &st));
+  }
+  int status = hn_exchange_finish(&t->ex);
+  double R = hn_regularizer(&t->model.layout, t->model.params, t->model.grads, cfg->train.alpha_t, cfg->train.alpha_w);
+
+  /* per-step agreement: sums of loss/accuracy, and the worst of the flags */
+  double sums[3] = {st.loss_sum, (double)st.correct, (double)st.count};
+  double flags[4] = {st.recon_error, (double)hn_signals_pending(),
+                     (!isfinite(st.loss_sum) || !grads_finite(t->model.grads, np)) ? 1.0 : 0.0,
+                     status != HN_OK ? 1.0 : 0.0};
+  if (t->mpi->size > 1) {
+    if (MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, t->mpi->comm) != MPI_SUCCESS ||
+        MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
+      return hn_fail(HN_EMPI, "per-step reduction failed (a rank may have died)");
+  }
+  if (flags[3] != 0)
+    return status != HN_OK ? status : hn_fail(HN_EMPI, "gradient exchange failed on another rank");
+  double loss = sums[0] / sums[2] + R;
+  if (flags[2] != 0 || !isfinite(loss))
+    return hn_fail(HN_ENUMERIC, "training diverged at epoch %d, step %d: the loss or a gradient is not finite "
+                   "(loss %g). The last good checkpoint in %s is kept; lower [train] lr (now %g) or init_scale, "
+                   "or use a stable architecture", epoch + 1, k + 1, loss, t->run_dir, cfg->train.lr);
+
+  double lr = hn_lr_at(cfg, epoch + (double)k / t->n_batches, cfg->train.epochs);
+  t->prog.lr = lr;
+  hn_optimizer_step(&t->opt, t->model.params, t->model.grads, lr);
+  t->prog.step_in_epoch = k + 1;
+  t->prog.global_step++;
+  t->prog.samples_seen += Bglobal;
+
+  tot->loss_sum += sums[0];
+  tot->correct += sums[1];
+  tot->count += sums[2];
+  tot->reg_sum += R;
+  tot->recon = fmax(tot->recon, flags[0]);
+  tot->steps++;
+  t->max_recon = fmax(t->max_recon, flags[0]);
+  if (t->steps_log)
+    fprintf(t->steps_log, "%ld\t%d\t%d\t%d\t%.17g\t%.17g\t%.17g\t%.3g\n", t->prog.global_step, epoch + 1, k + 1,
+            t->model.layout.spec.depth, loss, sums[1] / sums[2], lr, flags[0]);
+
+  /* reversible drift above tolerance: keep exact states every `stride` layers from now on */
+  if (flags[0] > cfg->train.reversible_tol && hn_workspace_reversible(t->ws) && hn_workspace_stride(t->ws) == 0) {
+    hn_log_warn("reversible reconstruction error %.3g exceeds reversible_tol = %g: keeping exact states every "
+                "%d layers from now on (memory grows by depth/%d states)", flags[0], cfg->train.reversible_tol,
+                cfg->train.reversible_stride, cfg->train.reversible_stride);
+    hn_workspace_destroy(t->ws);
+    t->ws = NULL;
+    t->prog.recon_stride = cfg->train.reversible_stride;
+    HN_TRY(hn_workspace_create(&t->ws, &t->model.layout, t->max_local_batch, 1, t->prog.recon_stride));
+  }
+  if (flags[1] != 0)
+    return HN_ESTOPPED;
+  return HN_OK;
+}
+
+/* Loss and accuracy on this rank's validation rows, summed over the ranks. */
+static int validate(trainer *t, double *loss, double *acc) {
+  const int F = (int)t->train_info.n_features;
+  double sums[2] = {0, 0};
+  for (int64_t i = 0; i < t->val.n; i += t->max_local_batch) {
+    int b = (int)(t->val.n - i < t->max_local_batch ? t->val.n - i : t->max_local_batch);
+    to_real(t->val.X + (size_t)i * F, t->xbuf, (size_t)b * F);
+    hn_batch_stats st;
+    HN_TRY(hn_model_evaluate(&t->model, t->ws, t->xbuf, t->val.y + i, b, NULL, NULL, &st));
+    sums[0] += st.loss_sum;
+    sums[1] += (double)st.correct;
+  }
+  if (t->mpi->size > 1 && MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, t->mpi->comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "validation reduction failed");
+  *loss = sums[0] / (double)t->n_val;
+  *acc = sums[1] / (double)t->n_val;
+  return HN_OK;
+}
+
+static void add_history(trainer *t, const double *row) {
+  double *h = realloc(t->prog.history, (size_t)(t->prog.n_history + 1) * HN_HISTORY_COLS * sizeof(double));
+  HN_ASSERT(h != NULL, "out of memory growing the training history");
+  memcpy(h + (size_t)t->prog.n_history * HN_HISTORY_COLS, row, HN_HISTORY_COLS * sizeof(double));
+  t->prog.history = h;
+  t->prog.n_history++;
+}
+
+static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
+  const hn_config *cfg = t->cfg;
+  HN_TRY(hn_mpi_agree(load_epoch(t, epoch)));
+  epoch_totals tot;
+  memset(&tot, 0, sizeof tot);
+  double t0 = hn_wtime();
+  int first = (int)t->prog.step_in_epoch;
+  hn_progress_epoch_begin(&t->display, epoch, t->n_batches, first);
+  for (int k = first; k < t->n_batches; k++) {
+    int status = train_step(t, epoch, k, &tot);
+    if (status == HN_ESTOPPED) {
+      hn_progress_interrupt(&t->display);
+      hn_log_info("stop requested by signal %d: writing a checkpoint at step %ld", hn_signals_pending(),
+                  t->prog.global_step);
+      HN_TRY(write_checkpoint(t, 0));
+      return HN_ESTOPPED;
+    }
+    HN_TRY(status);
+    hn_progress_step(&t->display, k + 1, tot.loss_sum / tot.count + tot.reg_sum / tot.steps, tot.correct / tot.count);
+    if (cfg->checkpoint.every_steps > 0 && t->prog.global_step % cfg->checkpoint.every_steps == 0 &&
+        k + 1 < t->n_batches)
+      HN_TRY(write_checkpoint(t, 0));
+    if (cfg->train.max_steps > 0 && t->prog.global_step >= cfg->train.max_steps && k + 1 < t->n_batches) {
+      hn_progress_interrupt(&t->display);
+      hn_log_info("reached [train] max_steps = %ld inside epoch %d", cfg->train.max_steps, epoch + 1);
+      HN_TRY(write_checkpoint(t, 0));
+      return HN_ESTOPPED;
+    }
+  }
+  double seconds = hn_wtime() - t0;
+  double train_loss = tot.count > 0 ? tot.loss_sum / tot.count + tot.reg_sum / tot.steps : NAN;
+  double train_acc = tot.count > 0 ? tot.correct / tot.count : NAN;
+  double val_loss = NAN, val_acc = NAN;
+  if (t->n_val > 0)
+    HN_TRY(validate(t, &val_loss, &val_acc));
+  t->prog.epoch = epoch + 1;
+  t->prog.step_in_epoch = 0;
+  double row[HN_HISTORY_COLS] = {epoch + 1, train_loss, train_acc, val_loss, val_acc, t->prog.lr, seconds,
+                                 t->model.layout.spec.depth};
+  add_history(t, row);
+  int best = 0;
+  if (t->n_val > 0 && val_acc > t->prog.best_val_accuracy) {
+    t->prog.best_val_accuracy = val_acc;
+    t->prog.best_epoch = epoch + 1;
+    best = cfg->checkpoint.best;
+  }
+  double samples_per_s = tot.count / (seconds > 0 ? seconds : 1e-9);
+  hn_progress_epoch_end(&t->display, epoch + 1, cfg->train.epochs, t->model.layout.spec.depth, train_loss, train_acc,
+                        val_loss, val_acc, samples_per_s, t->prog.lr, tot.recon, seconds);
+  if (t->steps_log)
+    fflush(t->steps_log);
+  res->train_loss = train_loss;
+  res->train_accuracy = train_acc;
+  res->val_loss = val_loss;
+  res->val_accuracy = val_acc;
+  res->epochs_done = epoch + 1;
+  int last = epoch + 1 == cfg->train.epochs;
+  int level_end = epoch + 1 == level_first_epoch(cfg, t->prog.level) + hn_level_epochs(cfg, t->prog.level);
+  if (last || level_end || best ||
+      (cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0))
+    HN_TRY(write_checkpoint(t, best));
+  if (cfg->train.max_steps > 0 && t->prog.global_step >= cfg->train.max_steps && !last) {
+    hn_log_info("reached [train] max_steps = %ld at the end of epoch %d", cfg->train.max_steps, epoch + 1);
+    return HN_ESTOPPED;
+  }
+  return HN_OK;
+}
+
+/* Move from multilevel stage `level` to the next: prolong to twice the depth. */
+static int next_level(trainer *t) {
+  hn_model fine;
+  int depth = hn_level_depth(t->cfg, t->prog.level + 1);
+  hn_model_spec spec = model_spec(t, depth);
+  HN_TRY(hn_model_create(&fine, &spec));
+  int status = hn_multilevel_prolong(&t->model, &fine);
+  if (status != HN_OK) {
+    hn_model_destroy(&fine);
+    return status;
+  }
+  release_level(t);
+  hn_model_destroy(&t->model);
+  t->model = fine;
+  t->prog.level++;
+  t->prog.recon_stride = 0;
+  hn_log_info("multilevel: prolonged to depth %d (h = %.4g), stage %d of %d", depth, (double)t->model.layout.h,
+              t->prog.level + 1, t->cfg->train.levels);
+  return setup_level(t);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void trainer_free(trainer *t) {
+  release_level(t);
+  if (t->have_model)
+    hn_model_destroy(&t->model);
+  hn_dataset_free(&t->epoch_data);
+  hn_dataset_free(&t->val);
+  hn_free(t->subset);
+  hn_free(t->batch_start);
+  hn_free(t->xbuf);
+  hn_free(t->ybuf);
+  hn_progress_free(&t->prog);
+  free(t->config_text);
+  if (t->steps_log)
+    fclose(t->steps_log);
+}
+
+static int train_body(trainer *t, hn_train_result *res) {
+  const hn_config *cfg = t->cfg;
+  HN_TRY(hn_config_validate(cfg, 1));
+  if (cfg->train.reversible == HN_REV_ON && !hn_arch_is_reversible(cfg->model.arch))
+    return hn_fail(HN_EINVAL, "[train] reversible = on needs arch hamiltonian or leapfrog (arch is %s); "
+                   "use reversible = auto", hn_arch_name(cfg->model.arch));
+  t->config_text = hn_config_to_ini(cfg);
+  if (!t->config_text)
+    return hn_fail(HN_ENOMEM, "out of memory writing the config text");
+  HN_TRY(hn_mpi_agree(t->mpi->rank == 0 ? make_dirs(t->run_dir) : HN_OK));
+  HN_TRY(hn_mpi_agree(load_data(t)));
+  if (cfg->train.batch_size > t->n_train && t->mpi->rank == 0)
+    hn_log_warn("[train] batch_size = %d is larger than the %lld training samples: one batch per epoch",
+                cfg->train.batch_size, (long long)t->n_train);
+  int64_t B = cfg->train.batch_size < t->n_train ? cfg->train.batch_size : t->n_train;
+  t->max_local_batch = (int)((B + t->mpi->size - 1) / t->mpi->size);
+  if (t->max_local_batch < 1)
+    t->max_local_batch = 1;
+  const int F = (int)t->train_info.n_features;
+  t->xbuf = hn_alloc((size_t)t->max_local_batch * F, sizeof(hn_real), HN_MEM_WORKSPACE, "batch input");
+  t->ybuf = hn_alloc((size_t)t->max_local_batch, sizeof(int32_t), HN_MEM_WORKSPACE, "batch labels");
+  if (!t->xbuf || !t->ybuf)
+    return HN_ENOMEM;
+
+  int resumed = 0;
+  HN_TRY(hn_mpi_agree(try_resume(t, &resumed)));
+  if (!resumed) {
+    hn_model_spec spec = model_spec(t, hn_level_depth(cfg, 0));
+    HN_TRY(hn_model_create(&t->model, &spec));
+    t->have_model = 1;
+    hn_model_init_params(&t->model, cfg->train.seed, cfg->train.init_scale);
+    t->prog.best_val_accuracy = -1;
+    HN_TRY(hn_mpi_agree(setup_level(t)));
+  }
+  HN_TRY(hn_mpi_agree(open_steps_log(t)));
+
+  const hn_layout *L = &t->model.layout;
+  hn_log_info("model: %s, %s, opening %s, width %d, depth %d%s, T = %g (h = %.4g), %zu parameters; data: %lld "
+              "training samples%s, %lld validation, %d features, %d classes; batch %d over %d rank%s; %s mode",
+              hn_arch_name(L->spec.arch), hn_activation_name(L->spec.activation), hn_opening_name(L->spec.opening),
+              L->spec.width, L->spec.depth, cfg->train.levels > 1 ? " (multilevel stage 1)" : "",
+              L->spec.final_time, (double)L->h, L->n_params, (long long)t->n_train,
+              cfg->data.fraction < 1 ? " (data.fraction subset)" : "", (long long)t->n_val,
+              L->spec.n_features, L->spec.n_classes, cfg->train.batch_size, t->mpi->size,
+              t->mpi->size == 1 ? "" : "s", hn_workspace_reversible(t->ws) ? "reversible" : "stored-state");
+
+  hn_progress_init(&t->display, cfg->train.epochs);
+  while (t->prog.epoch < cfg->train.epochs) {
+    int level_end = level_first_epoch(cfg, t->prog.level) + hn_level_epochs(cfg, t->prog.level);
+    if (t->prog.epoch >= level_end && t->prog.level + 1 < cfg->train.levels) {
+      HN_TRY(hn_mpi_agree(next_level(t)));
+      continue;
+    }
+    HN_TRY(run_epoch(t, t->prog.epoch, res));
+    res->steps = t->prog.global_step;
+  }
+  return HN_OK;
+}
+
+int hn_train(const hn_config *cfg, const char *run_dir, hn_train_result *result) {
+  trainer t;
+  memset(&t, 0, sizeof t);
+  memset(result, 0, sizeof *result);
+  result->val_loss = result->val_accuracy = NAN;
+  t.cfg = cfg;
+  t.mpi = hn_mpi_world();
+  snprintf(t.run_dir, sizeof t.run_dir, "%s", run_dir);
+  t.run_t0 = hn_wtime();
+  hn_signals_install();
+  int status = train_body(&t, result);
+  result->seconds = hn_wtime() - t.run_t0;
+  result->steps = t.prog.global_step;
+  result->max_recon_error = t.max_recon;
+  if (t.prog.n_history > 0) {
+    const double *last = t.prog.history + (size_t)(t.prog.n_history - 1) * HN_HISTORY_COLS;
+    result->epochs_done = (int)last[HN_HIST_EPOCH];
+    result->train_loss = last[HN_HIST_TRAIN_LOSS];
+    result->train_accuracy = last[HN_HIST_TRAIN_ACC];
+    result->val_loss = last[HN_HIST_VAL_LOSS];
+    result->val_accuracy = last[HN_HIST_VAL_ACC];
+  }
+  trainer_free(&t);
+  return status;
+}
