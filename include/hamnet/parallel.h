@@ -73,3 +73,9 @@ void hn_exchange_begin(hn_exchange *ex);
 void hn_exchange_ready(void *ctx, size_t first_final);
 /* Start what is left, wait for all buckets; HN_EMPI on failure. */
 int hn_exchange_finish(hn_exchange *ex);
+
+/* Check that `len` bytes at `buf` are the same on every rank (a 64-bit hash is compared).
+ * On a mismatch every rank returns HN_EMPI with a message naming `what` and the first rank
+ * that differs from rank 0 - used at start-up for the config, the data shapes and the build
+ * precision, so that inconsistent ranks fail together instead of hanging later. */
+int hn_mpi_check_same(const char *what, const void *buf, size_t len);

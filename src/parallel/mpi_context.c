@@ -2,6 +2,7 @@
 #include "hamnet/parallel.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,4 +87,29 @@ void hn_mpi_banner(const char *command, int threads) {
               threads, threads == 1 ? "" : "s", bind ? bind : "unset", places ? places : "unset",
               HN_BLAS_VENDOR, blas_config(), mpi_version, thread_level_name(world.thread_level),
               world.thread_level < MPI_THREAD_FUNNELED ? " (WARNING: below funneled)" : "");
+}
+
+static uint64_t fnv1a(const void *buf, size_t len) {
+  const unsigned char *p = buf;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int hn_mpi_check_same(const char *what, const void *buf, size_t len) {
+  if (world.size <= 1)
+    return HN_OK;
+  uint64_t mine = fnv1a(buf, len), root = mine;
+  if (MPI_Bcast(&root, 1, MPI_UINT64_T, 0, world.comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "MPI_Bcast failed while comparing %s across ranks", what);
+  int differs = mine != root ? world.rank : world.size, first = world.size;
+  if (MPI_Allreduce(&differs, &first, 1, MPI_INT, MPI_MIN, world.comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "MPI_Allreduce failed while comparing %s across ranks", what);
+  if (first < world.size)
+    return hn_fail(HN_EMPI, "%s differs between rank 0 and rank %d: every rank must run the same build "
+                   "with the same config and data files", what, first);
+  return HN_OK;
 }

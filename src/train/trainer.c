@@ -18,6 +18,7 @@
 
 #include "hamnet/checkpoint.h"
 #include "hamnet/data.h"
+#include "hamnet/diag.h"
 #include "hamnet/error.h"
 #include "hamnet/log.h"
 #include "hamnet/mem.h"
@@ -56,6 +57,9 @@ typedef struct {
   hn_progress prog;
 
   FILE *steps_log;
+  hn_diag *diag;
+  double comm_seconds_at_last_diag;
+  double recon_since_diag;
   hn_progress_display display;
   double run_t0;
   double max_recon;
@@ -455,6 +459,7 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   tot->recon = fmax(tot->recon, flags[0]);
   tot->steps++;
   t->max_recon = fmax(t->max_recon, flags[0]);
+  t->recon_since_diag = fmax(t->recon_since_diag, flags[0]);
   if (t->steps_log)
     fprintf(t->steps_log, "%ld\t%d\t%d\t%d\t%.17g\t%.17g\t%.17g\t%.3g\n", t->prog.global_step, epoch + 1, k + 1,
             t->model.layout.spec.depth, loss, sums[1] / sums[2], lr, flags[0]);
@@ -499,6 +504,23 @@ static void add_history(trainer *t, const double *row) {
   memcpy(h + (size_t)t->prog.n_history * HN_HISTORY_COLS, row, HN_HISTORY_COLS * sizeof(double));
   t->prog.history = h;
   t->prog.n_history++;
+}
+
+/* Diagnostics pass on a fixed probe batch: the first rows of this rank's validation share (or
+ * of the epoch's training rows without validation set). */
+static int diagnostics_pass(trainer *t, const hn_diag_scalars *s) {
+  const int F = (int)t->train_info.n_features;
+  const hn_dataset *src = t->val.n > 0 || t->n_val > 0 ? &t->val : &t->epoch_data;
+  int b = (int)(src->n < t->max_local_batch ? src->n : t->max_local_batch);
+  if (b > 0) {
+    to_real(src->X, t->xbuf, (size_t)b * F);
+    memcpy(t->ybuf, src->y, (size_t)b * sizeof(int32_t));
+  }
+  int64_t b_global = b;
+  if (t->mpi->size > 1 &&
+      MPI_Allreduce(MPI_IN_PLACE, &b_global, 1, MPI_INT64_T, MPI_SUM, t->mpi->comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "diagnostics: reduction of the probe batch size failed");
+  return hn_diag_record(t->diag, &t->model, t->ws, t->xbuf, t->ybuf, b, b_global, s);
 }
 
 static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
@@ -552,6 +574,14 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
                         val_loss, val_acc, samples_per_s, t->prog.lr, tot.recon, seconds);
   if (t->steps_log)
     fflush(t->steps_log);
+  if (t->diag && (epoch + 1) % cfg->diagnostics.every_epochs == 0) {
+    hn_diag_scalars ds = {epoch + 1, t->prog.global_step, train_loss, train_acc, val_loss, val_acc, t->prog.lr,
+                          samples_per_s, t->ex.comm_seconds - t->comm_seconds_at_last_diag, t->recon_since_diag,
+                          seconds};
+    HN_TRY(diagnostics_pass(t, &ds));
+    t->comm_seconds_at_last_diag = t->ex.comm_seconds;
+    t->recon_since_diag = 0;
+  }
   res->train_loss = train_loss;
   res->train_accuracy = train_acc;
   res->val_loss = val_loss;
@@ -585,6 +615,7 @@ static int next_level(trainer *t) {
   t->model = fine;
   t->prog.level++;
   t->prog.recon_stride = 0;
+  t->comm_seconds_at_last_diag = 0; /* the new exchange counts from zero */
   hn_log_info("multilevel: prolonged to depth %d (h = %.4g), stage %d of %d", depth, (double)t->model.layout.h,
               t->prog.level + 1, t->cfg->train.levels);
   return setup_level(t);
@@ -606,6 +637,7 @@ static void trainer_free(trainer *t) {
   free(t->config_text);
   if (t->steps_log)
     fclose(t->steps_log);
+  hn_diag_close(t->diag);
 }
 
 static int train_body(trainer *t, hn_train_result *res) {
@@ -617,8 +649,14 @@ static int train_body(trainer *t, hn_train_result *res) {
   t->config_text = hn_config_to_ini(cfg);
   if (!t->config_text)
     return hn_fail(HN_ENOMEM, "out of memory writing the config text");
+  HN_TRY(hn_mpi_check_same("the configuration", t->config_text, strlen(t->config_text)));
+  HN_TRY(hn_mpi_check_same("the build precision", HN_REAL_NAME, sizeof HN_REAL_NAME));
   HN_TRY(hn_mpi_agree(t->mpi->rank == 0 ? make_dirs(t->run_dir) : HN_OK));
   HN_TRY(hn_mpi_agree(load_data(t)));
+  {
+    int64_t shape[4] = {t->train_info.n, t->train_info.n_features, t->train_info.n_classes, t->n_val};
+    HN_TRY(hn_mpi_check_same("the data set shape (samples, features, classes)", shape, sizeof shape));
+  }
   if (cfg->train.batch_size > t->n_train && t->mpi->rank == 0)
     hn_log_warn("[train] batch_size = %d is larger than the %lld training samples: one batch per epoch",
                 cfg->train.batch_size, (long long)t->n_train);
@@ -643,6 +681,8 @@ static int train_body(trainer *t, hn_train_result *res) {
     HN_TRY(hn_mpi_agree(setup_level(t)));
   }
   HN_TRY(hn_mpi_agree(open_steps_log(t)));
+  if (cfg->diagnostics.every_epochs > 0)
+    HN_TRY(hn_mpi_agree(hn_diag_open(&t->diag, t->run_dir, cfg, resumed)));
 
   const hn_layout *L = &t->model.layout;
   hn_log_info("model: %s, %s, opening %s, width %d, depth %d%s, T = %g (h = %.4g), %zu parameters; data: %lld "
