@@ -24,6 +24,7 @@ static const char *usage =
     "  --threads N              OpenMP threads per rank (overrides train.threads; default:\n"
     "                           OMP_NUM_THREADS, else all cores)\n"
     "  --print-config           print the resolved configuration and exit\n"
+    "  --list-keys              print every config key (Markdown table) and exit\n"
     "  --quiet                  only warnings and errors\n"
     "  -h, --help               this text\n"
     "\n"
@@ -64,6 +65,10 @@ int hn_cmd_train(int argc, char **argv) {
     } else if ((m = hn_cli_opt(argc, argv, &i, "--threads", &value)) != 0) {
       if (m < 0 || hn_cli_parse_long(value, 1, 4096, &threads) != 0)
         return hn_cli_usage_error("train", "--threads needs a number from 1 to 4096");
+    } else if (hn_cli_flag(argv, i, "--list-keys")) {
+      if (hn_log_rank() == 0)
+        hn_config_print_keys(stdout);
+      return HN_EXIT_OK;
     } else if (hn_cli_flag(argv, i, "--print-config")) {
       print_config = 1;
     } else if (hn_cli_flag(argv, i, "--quiet")) {

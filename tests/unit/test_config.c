@@ -101,7 +101,7 @@ static void test_defaults(void) {
   CHECK(c.train.lr_schedule == HN_SCHED_CONSTANT && c.train.lr_step_epochs == 10 &&
             c.train.lr_step_factor == 0.5 && c.train.lr_min == 0.0,
         "schedule defaults");
-  CHECK(c.train.alpha_t == 1e-4 && c.train.alpha_w == 1e-4, "regularization defaults");
+  CHECK(c.train.alpha_t == 1e-6 && c.train.alpha_w == 1e-4, "regularization defaults");
   CHECK(c.train.levels == 1 && c.train.seed == 1 && c.train.init_scale == 1.0, "levels, seed, init_scale");
   CHECK(c.train.reversible == HN_REV_AUTO && c.train.reversible_tol == 1e-3 &&
             c.train.reversible_stride == 16,
