@@ -53,6 +53,44 @@ expect_fail "element arch=resnet depth=6 is invalid" "$src/scripts/sweep_local.s
   --archs resnet --depths 6 --set train.levels=3
 expect_fail "unknown argument '--bogus'" "$src/scripts/sweep_local.sh" tiny.ini --out bad --bogus
 
+# --- jobs/lib.sh: signal forwarding and requeue decisions, with a stand-in scontrol ------------
+mkdir -p fakebin
+printf '#!/bin/sh\necho "$@" >>"%s/scontrol.calls"\n' "$work" >fakebin/scontrol
+chmod +x fakebin/scontrol
+# decide RC RESTARTS SIGNAL: what hn_after_step makes of it ("exit N", and whether it requeued)
+decide() {
+  rm -f scontrol.calls
+  local rc=0
+  PATH="$work/fakebin:$PATH" SLURM_JOB_ID=42 SLURM_RESTART_COUNT=$2 HAMNET_MAX_REQUEUES=2 HAMNET_HOME=$src \
+    bash -c '. "$HAMNET_HOME/jobs/lib.sh"; HN_GOT_SIGNAL=$3; hn_after_step "$2" "$1/run"' _ "$work" "$1" "$3" \
+    >/dev/null 2>&1 || rc=$?
+  echo "exit $rc$([ -f scontrol.calls ] && echo " $(cat scontrol.calls)")"
+}
+[ "$(decide 0 0 USR1)" = "exit 0" ] || fail "finished run: $(decide 0 0 USR1)"
+[ "$(decide 75 1 USR1)" = "exit 0 requeue 42" ] || fail "stopped by the time-limit signal: $(decide 75 1 USR1)"
+[ "$(decide 138 0 USR1)" = "exit 0 requeue 42" ] || fail "killed by USR1 during start-up: $(decide 138 0 USR1)"
+[ "$(decide 75 2 USR1)" = "exit 75" ] || fail "requeue cap reached: $(decide 75 2 USR1)"
+[ "$(decide 75 0 "")" = "exit 75" ] || fail "stopped by a signal to the ranks only: $(decide 75 0 "")"
+[ "$(decide 3 0 USR1)" = "exit 3" ] || fail "diverged: $(decide 3 0 USR1)"
+[ "$(decide 138 0 "")" = "exit 138" ] || fail "killed without a signal to the job: $(decide 138 0 "")"
+grep -q $'\trequeue 2/2' run/jobs.log || fail "jobs.log lacks the requeue record: $(cat run/jobs.log)"
+# hn_run_step: USR1 to the shell reaches the step, and the step's own exit status comes back
+cat >step.sh <<'EOF2'
+#!/bin/bash
+trap 'echo got-usr1 >"$1"; exit 75' USR1
+echo ready >"$1"
+for _ in $(seq 1 200); do sleep 0.05; done
+exit 9
+EOF2
+chmod +x step.sh
+HAMNET_HOME=$src bash -c '. "$HAMNET_HOME/jobs/lib.sh"; hn_run_step ./step.sh "$1/step.state"; echo "rc=$? sig=$HN_GOT_SIGNAL" >"$1/outer.state"' _ "$work" >/dev/null 2>&1 &
+outer=$!
+for _ in $(seq 1 100); do [ -s step.state ] && break; sleep 0.05; done
+kill -USR1 "$outer"
+wait "$outer" || true
+[ "$(cat step.state)" = got-usr1 ] || fail "hn_run_step did not forward USR1 to the step"
+[ "$(cat outer.state)" = "rc=75 sig=USR1" ] || fail "hn_run_step: $(cat outer.state), expected rc=75 sig=USR1"
+
 # --- jobs/sweep.sh --dry-run: the array and the report job it would submit -------------------
 out=$("$src/jobs/sweep.sh" tiny.ini --out drysweep --depths 4..16 --archs resnet,leapfrog --seeds "1 2" \
   --concurrent 3 --ranks 2 --threads 2 --dry-run)
