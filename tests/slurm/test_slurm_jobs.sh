@@ -3,7 +3,8 @@
 # packages) as a private single-node cluster for this test only, runs the job scripts on it, and
 # stops every daemon again (trap EXIT).
 #
-#   1. jobs/train.sbatch with 2 ranks (srun --mpi=pmix) runs to completion;
+#   1. jobs/train.sbatch with 2 ranks (srun --mpi=pmix) runs to completion; so does the same job
+#      with HAMNET_LAUNCHER=mpirun, with a bit-identical result;
 #   2. the time-limit signal (`scancel --batch --signal=USR1`, what --signal=B:USR1@T sends):
 #      hamnet checkpoints, the job requeues itself, resumes, and finishes with parameters and
 #      optimiser state bit-identical to the uninterrupted run of 1.; with HAMNET_MAX_REQUEUES=0
@@ -282,6 +283,16 @@ ref=$(newest_ckpt "$run1")
 [ -n "$ref" ] || fail "no checkpoint in the run folder $run1"
 [ -f "$run1/diagnostics.h5" ] || say "   (no diagnostics.h5 in $run1: the diagnostics module writes none yet)"
 say "   job $id1 COMPLETED; run folder $run1, final checkpoint $(basename "$ref")"
+
+say "1b. the same job with HAMNET_LAUNCHER=mpirun (Open MPI's launcher inside the allocation)"
+id1b=$(HAMNET_LAUNCHER=mpirun sbatch --parsable --ntasks=2 --time=00:30:00 --output="$work/train-%j.out" \
+  "$src/jobs/train.sbatch" "$work/tiny.ini")
+wait_job "$id1b" 120
+[ "$(job_state "$id1b")" = COMPLETED ] || fail "mpirun job $id1b ended $(job_state "$id1b") (exit $(job_field "$id1b" ExitCode))"
+grep -q "mpirun -np 2 --map-by slot:PE=1 --bind-to core" "$work/train-$id1b.out" || fail "job $id1b did not use mpirun"
+grep -q "2 ranks x 1 thread" "$work/train-$id1b.out" || fail "mpirun job $id1b did not run 2 ranks x 1 thread"
+out=$(compare_ckpt "$ref" "$(newest_ckpt "$HAMNET_RUNS/hamnet-train-$id1b")") || fail "mpirun run differs from the srun run: $out"
+say "   job $id1b COMPLETED: $out (same as the srun job)"
 
 # --- 2. time-limit signal -> checkpoint -> requeue -> resume -> identical result --------------
 # A fault hook (hamnet/checkpoint.h) holds the first checkpoint write for 2 s, so the signal
