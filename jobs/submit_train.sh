@@ -17,11 +17,11 @@ HAMNET_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export HAMNET_HOME
 # shellcheck source=jobs/lib.sh
 . "$HAMNET_HOME/jobs/lib.sh"
+case ${1:-} in -h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;; esac
 hn_site
 hn_check_bin
 hn_sbatch_env
 
-case ${1:-} in -h | --help) sed -n '2,16p' "$0"; exit 0 ;; esac
 sbatch_opts=()
 while [ $# -gt 0 ] && [[ $1 != *.ini ]]; do
   sbatch_opts+=("$1")

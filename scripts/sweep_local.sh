@@ -22,7 +22,7 @@ HAMNET_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export HAMNET_HOME
 # shellcheck source=jobs/lib.sh
 . "$HAMNET_HOME/jobs/lib.sh"
-case ${1:-} in -h | --help) sed -n '2,21p' "$0"; exit 0 ;; esac
+case ${1:-} in -h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;; esac
 hn_site
 hn_sweep_parse "$@"
 parallel=1 report=1
