@@ -66,6 +66,19 @@ def train(hamnet, config, run_dir, sets, threads):
     }
 
 
+def settings(path, arch=None):
+    """The key = value lines of a config (comments dropped), with the arch replaced."""
+    lines = []
+    with open(path) as f:
+        for line in f:
+            line = line.split(";")[0].strip()
+            if line.startswith("arch") and arch:
+                line = f"arch = {arch}"
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
 def summarize(results):
     ok = [r for r in results if r["ok"]]
     if not ok:
@@ -107,7 +120,7 @@ def main():
             variants.append((arch, "same settings", base, [f"model.arch={arch}"]))
         for arch in a.archs.split(","):
             own = os.path.join(ROOT, "jobs", f"{data}_{arch}.ini")
-            if arch != "hamiltonian" and os.path.exists(own):
+            if arch != "hamiltonian" and os.path.exists(own) and settings(own) != settings(base, arch):
                 variants.append((arch, "own settings", own, []))
         if not a.no_multilevel:
             variants.append(("hamiltonian", "multilevel 16->256", base, ["train.levels=5"]))

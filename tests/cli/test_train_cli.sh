@@ -67,6 +67,9 @@ expect 2 "train" "$HAMNET" train nodata.ini --run-dir never
 expect 1 "missing.h5" "$HAMNET" train tiny.ini --set data.train=missing.h5 --run-dir r-missing
 expect 2 "pad needs width >= " "$HAMNET" train tiny.ini --set model.width=1 --run-dir r-narrow
 expect 0 "depth = 8" "$HAMNET" train tiny.ini --print-config
+for cfg in "$HN_SOURCE_DIR"/jobs/*.ini; do # every shipped example config is valid
+  "$HAMNET" train "$cfg" --print-config >/dev/null || fail "shipped config $cfg does not parse"
+done
 expect 0 "\\| \`\\[train\\]\` \\| \`lr\` \\|" "$HAMNET" train --list-keys
 
 # --- a tiny run: banner, progress, run folder ---------------------------------------------------
