@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh - install hamnet's dependencies (Debian 12 packages) and build it.
 #
-#   scripts/setup.sh [--deps-only] [--test-deps] [--precision float|double] [--build-dir DIR]
+#   scripts/setup.sh [--deps-only] [--test-deps] [--bench-deps] [--precision float|double] [--build-dir DIR]
 #
 # Idempotent and non-interactive: packages already installed are not touched (no apt-get
 # update when nothing is missing). Needs root for apt-get (no sudo); on a cluster without
@@ -11,12 +11,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 deps_only=0
 test_deps=0
+bench_deps=0
 precision=float
 build_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --deps-only) deps_only=1 ;;
     --test-deps) test_deps=1 ;;
+    --bench-deps) bench_deps=1 ;;
     --precision) precision=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
@@ -35,6 +37,11 @@ packages=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libsca
 # Tests: sanitizer/fuzzer runtimes (clang), a real single-node Slurm, shellcheck.
 if [ "$test_deps" = 1 ]; then
   packages+=(clang libclang-rt-14-dev slurm-wlm slurmctld slurmd slurm-client munge shellcheck)
+fi
+# Benchmarks: the PyTorch peer of scripts/bench_pytorch.py and scripts/bench_table.sh (CPU build,
+# runs on the system OpenBLAS; use /usr/bin/python3).
+if [ "$bench_deps" = 1 ]; then
+  packages+=(python3-torch)
 fi
 
 missing=()

@@ -65,6 +65,7 @@ typedef struct {
     double reversible_tol;   /* relative reconstruction error that triggers the fallback */
     int reversible_stride;   /* fallback: keep exact states every this many layers */
     int threads;             /* OpenMP threads per rank; 0 = OMP_NUM_THREADS or all cores */
+    hn_kernel_path kernel;   /* pass implementation: auto, narrow (tiles), wide (GEMMs); model.h */
     long max_steps;          /* stop after this many steps in total (0 = no limit) */
   } train;
 

@@ -62,7 +62,10 @@ void hn_model_init_params(hn_model *m, uint64_t seed, double init_scale);
 /* --- passes ------------------------------------------------------------------------------ */
 
 /* Activation memory and scratch for batches of up to max_batch samples.
- * reversible = 0: every state y_j (and z_j) is kept for the backward pass (memory ~ depth).
+ * reversible = 0: every state y_j (and z_j) is kept for the backward pass, and with them what
+ *   the backward steps would otherwise recompute (memory ~ depth, per layer and sample:
+ *   hamiltonian 4 n values: y, z and two activation derivatives; leapfrog 2 n: y and s(K y + b);
+ *   resnet / antisym 2 n: y and s').
  * reversible = 1: only the last states are kept and the backward pass recomputes the others
  *   by running the integrator backwards (hamiltonian, leapfrog only); stride > 0 also keeps
  *   exact states every `stride` layers and restarts the reconstruction from them (bounded
@@ -72,6 +75,23 @@ int hn_workspace_create(hn_workspace **ws, const hn_layout *L, int max_batch, in
 /* A workspace for hn_model_evaluate only (no states kept: memory independent of depth). */
 int hn_workspace_create_eval(hn_workspace **ws, const hn_layout *L, int max_batch);
 void hn_workspace_destroy(hn_workspace *ws);
+/* Which implementation runs the passes (the default is auto):
+ *   wide    layer by layer over the batch: GEMMs + fused OpenMP loops; the grad-ready callback
+ *           fires as each layer's gradient is done (the allreduce overlaps the backward pass);
+ *   narrow  tiles of HN_TILE samples, one thread per tile, each carried through all layers while
+ *           it stays in cache (hamiltonian and leapfrog only); per-thread gradient copies added in
+ *           thread order at the end, so the grad-ready callback fires once, with 0, at the end;
+ *   auto    narrow for hamiltonian / leapfrog of width <= HN_NARROW_MAX_WIDTH, wide otherwise.
+ * Both give the same results up to rounding; probes always run the wide path. Results are
+ * bitwise reproducible for a given path, config, seed and number of OpenMP threads. The narrow
+ * path allocates its per-thread scratch for omp_get_max_threads() at this call (and uses at
+ * most that many). HN_EINVAL for narrow with resnet / antisym. */
+int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path);
+/* The auto threshold, from `hamnet bench` on both paths (README "Performance"): on the 2-core
+ * development machine the narrow path is ahead up to width ~32-48 on one thread, and threads
+ * scale it better (one parallel region per pass instead of ~14 per layer). */
+#define HN_NARROW_MAX_WIDTH 64
+int hn_workspace_narrow(const hn_workspace *ws); /* 1 when the narrow path is in use */
 int hn_workspace_reversible(const hn_workspace *ws);
 int hn_workspace_stride(const hn_workspace *ws);
 

@@ -21,6 +21,11 @@ typedef enum {
   HN_OPEN_COUNT
 } hn_opening;
 
+/* Which implementation runs the passes (hamnet/model.h, hn_workspace_set_kernel): the narrow
+ * path carries tiles of samples through all layers, one tile per thread; the wide path goes
+ * layer by layer with GEMMs. auto picks by width. */
+typedef enum { HN_KERNEL_AUTO = 0, HN_KERNEL_NARROW = 1, HN_KERNEL_WIDE = 2, HN_KERNEL_COUNT } hn_kernel_path;
+
 /* The shape of a dense network. n_features / n_classes come from the data set. */
 typedef struct {
   hn_arch arch;
@@ -37,10 +42,12 @@ typedef struct {
 const char *hn_arch_name(hn_arch a);
 const char *hn_activation_name(hn_activation a);
 const char *hn_opening_name(hn_opening o);
+const char *hn_kernel_path_name(hn_kernel_path k);
 /* Parse a name; return 0 and set *out, or -1 if the name is unknown. */
 int hn_arch_parse(const char *s, hn_arch *out);
 int hn_activation_parse(const char *s, hn_activation *out);
 int hn_opening_parse(const char *s, hn_opening *out);
+int hn_kernel_path_parse(const char *s, hn_kernel_path *out);
 
 /* Whether an architecture can run its backward pass by recomputing states (reversible). */
 int hn_arch_is_reversible(hn_arch a);

@@ -36,6 +36,7 @@ _Static_assert(sizeof(hn_opening) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_optimizer_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_schedule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_reversible_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(hn_kernel_path) == sizeof(int), "enum size");
 
 /* ---------------------------------------------------------------------------------------- */
 /* Names                                                                                    */
@@ -63,6 +64,7 @@ static const char *opening_name_i(int i) { return hn_opening_name((hn_opening)i)
 static const char *optimizer_name_i(int i) { return hn_optimizer_name((hn_optimizer_kind)i); }
 static const char *schedule_name_i(int i) { return hn_schedule_name((hn_schedule_kind)i); }
 static const char *reversible_name_i(int i) { return hn_reversible_name((hn_reversible_mode)i); }
+static const char *kernel_path_name_i(int i) { return hn_kernel_path_name((hn_kernel_path)i); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* The key table                                                                            */
@@ -150,6 +152,9 @@ static const key_desc keys[] = {
           "Relative reconstruction error that triggers the stored-state fallback"),
     K_INT(train, reversible_stride, 1, INT_MAX, "16", "Fallback: keep exact states every this many layers"),
     K_INT(train, threads, 0, 65536, "0", "OpenMP threads per rank; 0 = OMP_NUM_THREADS or all cores"),
+    K_ENUM(train, kernel, kernel_path_name_i, HN_KERNEL_COUNT, "auto",
+          "Pass implementation: narrow = tiles of samples carried through all layers (small widths), "
+          "wide = layer by layer with GEMMs; auto: narrow for hamiltonian/leapfrog of width <= 64"),
     K_LONG(train, max_steps, 0, LONG_MAX, "0", "Stop after this many optimizer steps in total; 0 = no limit"),
 
     /* [checkpoint] */
@@ -1134,6 +1139,10 @@ int hn_config_validate(const hn_config *cfg, int for_training) {
                    "%s: [train] reversible = on: model.arch = %s cannot recompute its states backwards; "
                    "allowed: on only with hamiltonian or leapfrog (use auto or off)",
                    src, hn_arch_name(cfg->model.arch));
+  if (cfg->train.kernel == HN_KERNEL_NARROW && !hn_arch_is_reversible(cfg->model.arch))
+    return hn_fail(HN_EINVAL,
+                   "%s: [train] kernel = narrow: the narrow path runs hamiltonian and leapfrog, not model.arch = %s; "
+                   "allowed: auto or wide", src, hn_arch_name(cfg->model.arch));
   return HN_OK;
 }
 

@@ -31,3 +31,9 @@ hn_real hn_act_deriv(hn_activation act, hn_real u) {
   hn_real t = hn_act(act, u);
   return 1 - t * t;
 }
+
+hn_real hn_act_deriv_from_value(hn_activation act, hn_real s) {
+  if (act == HN_ACT_RELU)
+    return s > 0 ? 1 : 0;
+  return 1 - s * s;
+}

@@ -1,8 +1,9 @@
 /* test_gradcheck.c - hand-written backpropagation against central finite differences.
  *
  * Every architecture x activation x opening x state mode (stored, reversible, reversible with
- * exact-state stride), every coordinate of every parameter block (opening, each K_j and b_j,
- * classifier), objective = mean cross-entropy + both regularisers. Tolerance: relative error
+ * exact-state stride) x pass implementation (the wide layer-by-layer path, and for hamiltonian
+ * and leapfrog the narrow tile path), every coordinate of every parameter block (opening, each
+ * K_j and b_j, classifier), objective = mean cross-entropy + both regularisers. Tolerance: relative error
  * <= 1e-6 per block (double build; the float build cannot resolve finite differences that
  * finely and skips with CTest's skip code 77).
  * relu: a coordinate whose perturbation moves a pre-activation across relu's kink has no
@@ -108,7 +109,7 @@ static double check_blocks(problem *p, int relu, int *skipped, int *checked, con
 }
 
 static void setup(problem *p, hn_arch arch, hn_activation act, hn_opening open, int depth, int width,
-                  int reversible, int stride, uint64_t seed) {
+                  int reversible, int stride, uint64_t seed, hn_kernel_path path) {
   hn_model_spec spec = {arch, act, open, width, depth, 3, 3, 2.0, 0.05};
   CHECK_OK(hn_model_create(&p->m, &spec));
   hn_model_init_params(&p->m, seed, 1.0);
@@ -131,6 +132,7 @@ static void setup(problem *p, hn_arch arch, hn_activation act, hn_opening open, 
   p->alpha_t = 0.1;
   p->alpha_w = 0.05;
   CHECK_OK(hn_workspace_create(&p->ws, &p->m.layout, p->B, reversible, stride));
+  CHECK_OK(hn_workspace_set_kernel(p->ws, path));
 }
 
 static void teardown(problem *p) {
@@ -145,27 +147,29 @@ static void test_all_combinations(void) {
   for (int arch = 0; arch < HN_ARCH_COUNT; arch++)
     for (int act = 0; act < HN_ACT_COUNT; act++)
       for (int open = 0; open < HN_OPEN_COUNT; open++)
-        for (int mode = 0; mode < 3; mode++) {
-          if (mode > 0 && !hn_arch_is_reversible((hn_arch)arch))
-            continue;
-          problem p;
-          setup(&p, (hn_arch)arch, (hn_activation)act, (hn_opening)open, 4, 5, mode > 0, mode == 2 ? 2 : 0,
-                11 + arch);
-          analytic(&p);
-          char what[96];
-          snprintf(what, sizeof what, "%s/%s/%s/%s", hn_arch_name(arch), hn_activation_name(act),
-                   hn_opening_name(open), mode == 0 ? "stored" : mode == 1 ? "reversible" : "reversible+stride");
-          int skipped = 0, checked = 0;
-          double worst = check_blocks(&p, act == HN_ACT_RELU, &skipped, &checked, what, 1);
-          CHECK(worst <= 1e-6, "%s: worst block relative error %.3g", what, worst);
-          CHECK(skipped * 20 <= checked, "%s: %d of %d coordinates at relu kinks", what, skipped, checked + skipped);
-          printf("gradcheck %-40s worst relative error %.2e (%d coordinates, %d at kinks)\n", what, worst, checked,
-                 skipped);
-          total_checked += checked;
-          total_skipped += skipped;
-          combos++;
-          teardown(&p);
-        }
+        for (int mode = 0; mode < 3; mode++)
+          for (int path = HN_KERNEL_NARROW; path <= HN_KERNEL_WIDE; path++) {
+            if ((mode > 0 || path == HN_KERNEL_NARROW) && !hn_arch_is_reversible((hn_arch)arch))
+              continue;
+            problem p;
+            setup(&p, (hn_arch)arch, (hn_activation)act, (hn_opening)open, 4, 5, mode > 0, mode == 2 ? 2 : 0,
+                  11 + arch, (hn_kernel_path)path);
+            analytic(&p);
+            char what[96];
+            snprintf(what, sizeof what, "%s/%s/%s/%s/%s", hn_arch_name(arch), hn_activation_name(act),
+                     hn_opening_name(open), mode == 0 ? "stored" : mode == 1 ? "reversible" : "reversible+stride",
+                     hn_kernel_path_name((hn_kernel_path)path));
+            int skipped = 0, checked = 0;
+            double worst = check_blocks(&p, act == HN_ACT_RELU, &skipped, &checked, what, 1);
+            CHECK(worst <= 1e-6, "%s: worst block relative error %.3g", what, worst);
+            CHECK(skipped * 20 <= checked, "%s: %d of %d coordinates at relu kinks", what, skipped, checked + skipped);
+            printf("gradcheck %-47s worst relative error %.2e (%d coordinates, %d at kinks)\n", what, worst, checked,
+                   skipped);
+            total_checked += checked;
+            total_skipped += skipped;
+            combos++;
+            teardown(&p);
+          }
   printf("gradcheck: %d combinations, %d coordinates checked, %d skipped at relu kinks\n", combos,
          total_checked, total_skipped);
 }
@@ -173,7 +177,7 @@ static void test_all_combinations(void) {
 /* The check must be able to fail: corrupt one coordinate of dL/dK_1 by 1e-4 relative. */
 static void test_corrupted_gradient_is_caught(void) {
   problem p;
-  setup(&p, HN_ARCH_HAMILTONIAN, HN_ACT_TANH, HN_OPEN_DENSE, 4, 5, 1, 0, 5);
+  setup(&p, HN_ARCH_HAMILTONIAN, HN_ACT_TANH, HN_OPEN_DENSE, 4, 5, 1, 0, 5, HN_KERNEL_AUTO);
   analytic(&p);
   int skipped = 0, checked = 0;
   double clean = check_blocks(&p, 0, &skipped, &checked, "clean", 0);
@@ -186,29 +190,31 @@ static void test_corrupted_gradient_is_caught(void) {
   teardown(&p);
 }
 
-/* Reversible and stored-state gradients agree to 1e-8 up to depth 256. */
+/* Reversible and stored-state gradients agree to 1e-8 up to depth 256, on both paths. */
 static void test_reversible_matches_stored(void) {
   const int depths[] = {16, 64, 256};
   for (int arch = HN_ARCH_HAMILTONIAN; arch <= HN_ARCH_LEAPFROG; arch++)
-    for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
-      problem a, b;
-      setup(&a, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_PAD, depths[d], 8, 0, 0, 3);
-      setup(&b, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_PAD, depths[d], 8, 1, 0, 3);
-      /* T = 20 as in the paper's experiments: h = 20 / depth */
-      a.m.layout.h = b.m.layout.h = (hn_real)(20.0 / depths[d]);
-      analytic(&a);
-      analytic(&b);
-      double diff = 0, norm = 0;
-      for (size_t i = 0; i < a.m.layout.n_params; i++) {
-        diff = fmax(diff, fabs((double)a.m.grads[i] - b.m.grads[i]));
-        norm = fmax(norm, fabs((double)a.m.grads[i]));
+    for (int path = HN_KERNEL_NARROW; path <= HN_KERNEL_WIDE; path++)
+      for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
+        problem a, b;
+        setup(&a, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_PAD, depths[d], 8, 0, 0, 3, (hn_kernel_path)path);
+        setup(&b, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_PAD, depths[d], 8, 1, 0, 3, (hn_kernel_path)path);
+        /* T = 20 as in the paper's experiments: h = 20 / depth */
+        a.m.layout.h = b.m.layout.h = (hn_real)(20.0 / depths[d]);
+        analytic(&a);
+        analytic(&b);
+        double diff = 0, norm = 0;
+        for (size_t i = 0; i < a.m.layout.n_params; i++) {
+          diff = fmax(diff, fabs((double)a.m.grads[i] - b.m.grads[i]));
+          norm = fmax(norm, fabs((double)a.m.grads[i]));
+        }
+        CHECK(diff / norm <= 1e-8, "%s %s depth %d: reversible vs stored %.3g", hn_arch_name(arch),
+              hn_kernel_path_name((hn_kernel_path)path), depths[d], diff / norm);
+        printf("reversible vs stored %-11s %-6s depth %4d: max relative difference %.2e\n", hn_arch_name(arch),
+               hn_kernel_path_name((hn_kernel_path)path), depths[d], diff / norm);
+        teardown(&a);
+        teardown(&b);
       }
-      CHECK(diff / norm <= 1e-8, "%s depth %d: reversible vs stored %.3g", hn_arch_name(arch), depths[d], diff / norm);
-      printf("reversible vs stored %-11s depth %4d: max relative difference %.2e\n", hn_arch_name(arch), depths[d],
-             diff / norm);
-      teardown(&a);
-      teardown(&b);
-    }
 }
 
 #endif

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# bench_table.sh - hamnet against PyTorch on the same training steps, side by side, one run.
+#
+#   scripts/bench_table.sh [--hamnet BIN] [--hamnet-double BIN] [--rows narrow,medium,wide]
+#                          [--archs hamiltonian,leapfrog] [--threads "1 2"] [--steps N] [--out DIR]
+#
+# Rows (tanh, Adam, synthetic data, hamnet's float build against PyTorch float32):
+#   narrow  width   8, depth 256, batch 1024   goal: >= 12x PyTorch's samples/s
+#   medium  width  64, depth 256, batch  512   goal: >= 3x
+#   wide    width 512, depth  32, batch  512   goal: >= 1.4x, and stored mode >= 85% of the roofline
+# For each row and architecture: PyTorch once (scripts/bench_pytorch.py: best of its thread
+# settings and Adam variants; autograd stores every state, it has no reversible mode), then
+# `hamnet bench` in reversible and stored mode, each the best of the --threads settings (same
+# rule as for PyTorch), right after each other so that both see the same machine load. With
+# --hamnet-double the double build is timed too (its own column; the ratio is the float build's).
+# Prints a Markdown table and the command line; raw JSON lines go to --out (default: a temp dir).
+# Needs python3-torch (scripts/setup.sh --bench-deps) and a built hamnet (default build/hamnet).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cmdline="scripts/bench_table.sh $*"
+
+hamnet="$here/build/hamnet"
+hamnet_double=""
+rows="narrow,medium,wide"
+archs="hamiltonian,leapfrog"
+threads="1 2"
+steps=10
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hamnet) hamnet=$2; shift ;;
+    --hamnet-double) hamnet_double=$2; shift ;;
+    --rows) rows=$2; shift ;;
+    --archs) archs=$2; shift ;;
+    --threads) threads=$2; shift ;;
+    --steps) steps=$2; shift ;;
+    --out) out=$2; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "bench_table.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -x "$hamnet" ] || { echo "bench_table.sh: no hamnet binary at $hamnet (build it, or pass --hamnet)" >&2; exit 1; }
+/usr/bin/python3 -c "import torch" 2>/dev/null ||
+  { echo "bench_table.sh: PyTorch missing: scripts/setup.sh --deps-only --bench-deps (python3-torch)" >&2; exit 1; }
+[ -n "$out" ] || out=$(mktemp -d /tmp/hamnet-bench.XXXXXX)
+mkdir -p "$out"
+results="$out/results.jsonl"
+: > "$results"
+
+shape() {
+  case "$1" in
+    narrow) shape_args=(--width 8 --depth 256 --batch 1024) ;;
+    medium) shape_args=(--width 64 --depth 256 --batch 512) ;;
+    wide) shape_args=(--width 512 --depth 32 --batch 512) ;;
+    *) echo "bench_table.sh: unknown row $1 (narrow, medium, wide)" >&2; exit 2 ;;
+  esac
+}
+
+# Best (lowest ms_per_step) of the thread settings; prints that run's JSON.
+hamnet_best() {
+  local bin=$1; shift
+  local best="" t
+  for t in $threads; do
+    local j
+    j=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bin" bench "$@" --threads "$t" --steps "$steps" --json)
+    best=$(printf '%s\n%s\n' "$best" "$j" | /usr/bin/python3 -c '
+import json, sys
+runs = [json.loads(l) for l in sys.stdin if l.strip()]
+print(json.dumps(min(runs, key=lambda r: r["ms_per_step"])))')
+  done
+  echo "$best"
+}
+
+for row in ${rows//,/ }; do
+  for arch in ${archs//,/ }; do
+    shape "$row"
+    args=(--arch "$arch" "${shape_args[@]}")
+    echo "bench_table.sh: $row / $arch: PyTorch ..." >&2
+    py=$("$here/scripts/bench_pytorch.py" "${args[@]}" --steps "$steps" --threads "${threads// /,}" --json)
+    for rev in on off; do
+      echo "bench_table.sh: $row / $arch: hamnet reversible $rev ..." >&2
+      hf=$(hamnet_best "$hamnet" "${args[@]}" --reversible $rev)
+      hd="null"
+      [ -z "$hamnet_double" ] || hd=$(hamnet_best "$hamnet_double" "${args[@]}" --reversible $rev --no-roofline)
+      printf '{"row": "%s", "arch": "%s", "reversible": "%s", "pytorch": %s, "hamnet": %s, "hamnet_double": %s}\n' \
+        "$row" "$arch" "$rev" "$py" "$hf" "$hd" >> "$results"
+    done
+  done
+done
+
+/usr/bin/python3 - "$results" "$cmdline" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+goal = {"narrow": 12.0, "medium": 3.0, "wide": 1.4}
+print(f"\n`{sys.argv[2]}`\n")
+print("| row | arch | mode | hamnet ms/step (threads, path) | PyTorch ms/step (threads) | ratio | goal | "
+      "GFLOP/s | roofline GFLOP/s | % roofline | peak RSS MiB | double ms/step |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    h, p, d = r["hamnet"], r["pytorch"], r["hamnet_double"]
+    ratio = p["ms_per_step"] / h["ms_per_step"]
+    frac = 100 * h["gflops"] / h["roofline_gflops"] if h["roofline_gflops"] > 0 else float("nan")
+    g = goal[r["row"]]
+    ok = ratio >= g and (r["row"] != "wide" or r["reversible"] == "on" or frac >= 85)
+    goal_txt = f">= {g:g}x" + (" & 85%" if r["row"] == "wide" and r["reversible"] == "off" else "")
+    mode = "reversible" if r["reversible"] == "on" else "stored"
+    dbl = f"{d['ms_per_step']:.1f}" if d else "-"
+    print(f"| {r['row']} | {r['arch']} | {mode} | {h['ms_per_step']:.2f} ({h['threads']}, {h['kernel']}) | "
+          f"{p['ms_per_step']:.2f} ({p['threads']}) | {ratio:.1f}x | {goal_txt} {'met' if ok else 'MISSED'} | "
+          f"{h['gflops']:.1f} | {h['roofline_gflops']:.1f} | {frac:.0f}% | {h['peak_rss_mb']:.0f} | {dbl} |")
+print(f"\nraw results: {sys.argv[1]}")
+EOF
