@@ -41,6 +41,7 @@
 #ifndef HAMNET_DATA_H
 #define HAMNET_DATA_H
 
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,6 +123,19 @@ int hn_dataset_read(const char *path, hn_dataset *ds);
  * hn_dataset_read (messages give file row indices). Reads runs of consecutive rows with
  * hyperslab selections, in blocks, touching only the chunks that hold requested rows. */
 int hn_dataset_read_rows(const char *path, const int64_t *rows, int64_t count, hn_dataset *ds);
+
+/* hn_dataset_read_rows for data-parallel jobs: COLLECTIVE over comm - every rank of comm calls
+ * it, also a rank with count == 0 - and each rank gets only its own rows (memory ~ its share).
+ * The file is opened through HDF5's MPI-IO driver (H5Pset_fapl_mpio on comm): one collective
+ * open and close per call, and each rank reads its rows with independent transfers (ranks
+ * need different numbers of reads, which collective transfers would not allow). Failures
+ * that only one rank can see (a file missing or unreadable there, a different path on another
+ * rank, a bad row list, no memory) are agreed on before the open, and the final status is
+ * agreed after the close: every rank returns the same status, and a rank whose own step went
+ * well gets a message naming the rank that failed and its reason. */
+int hn_dataset_read_rows_mpi(MPI_Comm comm, const char *path, const int64_t *rows, int64_t count, hn_dataset *ds);
+/* The same for the contiguous rows [first, first + count) (sharded validation / evaluation). */
+int hn_dataset_read_range_mpi(MPI_Comm comm, const char *path, int64_t first, int64_t count, hn_dataset *ds);
 
 /* Read only the labels: *y = hn_alloc'ed [info->n] array (free with hn_free), validated to be
  * in 0..info->n_classes-1; *info as from hn_dataset_probe. For stratified subsets and class

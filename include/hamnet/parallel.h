@@ -1,11 +1,21 @@
-/* hamnet/parallel.h - the MPI context: start-up, the run banner, cross-rank agreement.
+/* hamnet/parallel.h - data parallelism over MPI: the context, cross-rank agreement, sharding
+ * of the global batch, the bucketed gradient exchange, and test-only fault injection.
  *
  * Every `hamnet` process starts MPI (a plain `hamnet ...` is a one-rank job). The only global
- * state in hamnet is the communicator handle kept here. */
+ * state in hamnet is the communicator handle kept here.
+ *
+ * THE RULE THAT KEEPS JOBS FROM HANGING: every collective call is reached by every rank, in the
+ * same order. Anything that can fail on one rank only (opening a file, allocating, a bad value
+ * in a rank's share of the data) is followed by hn_mpi_agree before the next collective, so all
+ * ranks take the same path. If a rank nevertheless leaves alone (a bug, an unagreed error), it
+ * exits through hn_mpi_exit, which aborts the whole job after a short deadline instead of
+ * waiting forever in MPI_Finalize while its peers wait in a collective. */
 #ifndef HAMNET_PARALLEL_H
 #define HAMNET_PARALLEL_H
 
 #include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "hamnet/real.h"
 
@@ -23,23 +33,72 @@ typedef struct {
 } hn_mpi;
 
 /* MPI_Init_thread (asks for MPI_THREAD_FUNNELED: only the main thread calls MPI), sets up
- * logging with the rank, and installs MPI_ERRORS_RETURN so MPI failures become statuses. */
+ * logging with the rank, installs MPI_ERRORS_RETURN so MPI failures become statuses, and
+ * duplicates the world communicator for hn_mpi_exit's deadline barrier. */
 int hn_mpi_init(int *argc, char ***argv, hn_mpi *ctx);
 void hn_mpi_finalize(void);
+
+/* Leave MPI at the end of the process and return exit_code (for `return hn_mpi_exit(code)` in
+ * main). exit_code 0: MPI_Finalize. Non-zero on a job of several ranks: the ranks meet in a
+ * non-blocking barrier on a private communicator, polled until a deadline of
+ * HAMNET_EXIT_DEADLINE seconds (default 10; 0 = wait forever). If every rank arrives (they
+ * failed together, an agreed error) MPI_Finalize follows; if not, this rank failed alone while
+ * others still compute or wait in a collective, and MPI_Abort(exit_code) ends the whole job. */
+int hn_mpi_exit(int exit_code);
+
 /* The context set up by hn_mpi_init (rank 0 of 1 before it). */
 const hn_mpi *hn_mpi_world(void);
 
 /* The status every rank must agree on: the worst (largest) of the ranks' statuses. Used after
  * any step that can fail on one rank only (opening a file, allocating), so that all ranks take
  * the same path and nobody waits in a collective for a rank that has given up. When the local
- * status is HN_OK but another rank failed, the local message says which rank failed. */
+ * status is HN_OK but another rank failed, the local message says which rank failed and
+ * repeats that rank's message (the first 400 characters), so every rank's output explains the
+ * stop. hn_mpi_agree_comm does the same on any communicator of the world's ranks. */
 int hn_mpi_agree(int local_status);
+int hn_mpi_agree_comm(MPI_Comm comm, int local_status);
+
+/* Check that `len` bytes at `buf` are the same on every rank (a 64-bit hash is compared).
+ * On a mismatch every rank returns HN_EMPI with a message naming `what` and the first rank
+ * that differs from rank 0 - used at start-up for the config, the data shapes, the build
+ * precision and the starting parameters, so that inconsistent ranks fail together instead of
+ * hanging or silently diverging later. */
+int hn_mpi_check_same(const char *what, const void *buf, size_t len);
+int hn_mpi_check_same_comm(MPI_Comm comm, const char *what, const void *buf, size_t len);
 
 /* Print the start-of-run banner on rank 0: version, git hash, precision, ranks x threads,
  * binding, BLAS, MPI thread level. */
 void hn_mpi_banner(const char *command, int threads);
 
-#endif
+/* --- sharding: which samples each rank takes ------------------------------------------------
+ * A global batch of B samples is split over the P ranks in contiguous parts of the batch's
+ * sample list: rank r takes positions [B r / P, B (r+1) / P). Parts differ by at most one
+ * sample, every sample belongs to exactly one rank (a rank may get none when B < P), and the
+ * parts in rank order are the batch itself - so the global batch is the same set of samples,
+ * in the same order, for every P, and the summed gradient differs only by rounding. */
+void hn_shard_range(int64_t size, int rank, int ranks, int64_t *lo, int64_t *hi);
+
+/* Samples in global batch k of an epoch of n samples in batches of B: B, except the last
+ * batch, which holds the remainder n - (n_batches - 1) B. */
+int64_t hn_shard_batch_size(int64_t n, int64_t B, int k);
+
+/* One rank's share of one epoch. */
+typedef struct {
+  int n_batches;        /* ceil(n / B), the same on every rank */
+  int64_t *batch_start; /* [n_batches + 1]: batch k is rows[batch_start[k] .. batch_start[k+1]) */
+  int64_t *rows;        /* this rank's file rows, batch after batch (HN_MEM_DATA) */
+  int64_t count;        /* batch_start[n_batches]: about n / P */
+} hn_epoch_shard;
+
+/* The plan of `rank` for `epoch`: the global permutation hn_data_permutation(seed, epoch, n)
+ * (a pure function of its arguments: identical on every rank), cut into global batches of B,
+ * each split with hn_shard_range. Sample i of the permutation is file row subset[i] (subset =
+ * NULL: row i). Memory: the permutation is n int64 values transiently (8 bytes per sample on
+ * every rank, freed before returning); what stays is ~n / P row indices. On failure (HN_ENOMEM,
+ * HN_EINVAL for n < 1, B < 1, rank outside 0..ranks-1) *out is empty. */
+int hn_shard_epoch(uint64_t seed, int epoch, int64_t n, int64_t B, const int64_t *subset, int rank, int ranks,
+                   hn_epoch_shard *out);
+void hn_epoch_shard_free(hn_epoch_shard *s);
 
 /* --- gradient exchange -------------------------------------------------------------------
  * Averages the flat gradient buffer over the ranks in buckets: contiguous slices taken from
@@ -47,35 +106,81 @@ void hn_mpi_banner(const char *command, int threads);
  * layers, which the backward pass finishes first). hn_exchange_ready is the model's
  * grad-ready callback: it starts MPI_Iallreduce on every bucket that lies entirely in the
  * finished suffix, in bucket order (the same on every rank), and tests the outstanding ones
- * so that Open MPI progresses them while the backward pass goes on. hn_exchange_finish starts
- * the rest and waits. Sums: the model already scaled by 1 / global batch, so the sum is the
- * mean. With one rank, or overlap = 0 (everything started in finish), the calls are cheap. */
+ * with MPI_Testsome - Open MPI has no asynchronous progress thread, so a non-blocking
+ * collective advances only inside MPI calls, and these tests, once per layer of the backward
+ * pass, are what moves the buckets along while the next layers compute. hn_exchange_finish
+ * starts the rest and waits. Sums: the model already scaled by 1 / global batch, so the sum
+ * is the mean.
+ *
+ * The reduction is not in place: results land in a receive buffer of the same size and are
+ * copied back bucket by bucket as each completes. (Open MPI's libnbc picks the binomial tree
+ * for in-place Iallreduce - log2 P full-size transfers - but Rabenseifner's reduce-scatter +
+ * allgather, ~2 (P-1)/P of the buffer per rank, for separate buffers from 4 ranks and 64 KiB
+ * up. The price is one more gradient-sized buffer, counted as HN_MEM_GRADS.)
+ *
+ * overlap = 0 starts every bucket in hn_exchange_finish (for comparison). With one rank no
+ * MPI call is made. HAMNET_BENCH_SKIP_EXCHANGE=1 in the environment (benchmarks only) skips the
+ * communication altogether - every rank then steps with its own partial gradient - so that
+ * "step time minus the step time without exchange" is the exposed communication.
+ * HAMNET_EXCHANGE_TRACE=1 prints every step's bucket timeline (start and completion times
+ * since the step began, and when the backward pass ended) on stderr, one line per rank. */
+typedef struct {
+  long steps;           /* hn_exchange_finish calls */
+  long buckets;         /* buckets exchanged */
+  long started_early;   /* ... of which started before hn_exchange_finish (during the backward pass) */
+  long done_early;      /* ... of which were complete before hn_exchange_finish */
+  double wait_seconds;  /* blocked in hn_exchange_finish: the exposed communication */
+  double comm_seconds;  /* inside the exchange's MPI calls, hn_exchange_ready included */
+} hn_exchange_stats;
+
 typedef struct {
   MPI_Comm comm;
   int size;
   hn_real *grads;
+  hn_real *recv;       /* receive buffer [n] (HN_MEM_GRADS); NULL with one rank or skip */
   size_t n;
   size_t bucket_elems;
   int n_buckets;
-  int next;           /* next bucket to start */
+  int next;            /* next bucket to start */
+  int pending;         /* buckets started and not yet complete */
   int overlap;
-  MPI_Request *req;
-  double wait_seconds; /* accumulated time blocked in hn_exchange_finish */
-  double comm_seconds; /* accumulated time inside MPI calls of the exchange */
-  long steps;
+  int skip;            /* HAMNET_BENCH_SKIP_EXCHANGE */
+  int trace;           /* HAMNET_EXCHANGE_TRACE: print each step's timeline on stderr */
+  MPI_Request *req;    /* [n_buckets] */
+  int *done_idx;       /* [n_buckets] scratch for MPI_Testsome / MPI_Waitsome */
+  /* this step's timeline, seconds since hn_exchange_begin (for tests and benchmarks) */
+  double t_begin;
+  double *t_start;     /* [n_buckets] when bucket k was started */
+  double *t_done;      /* [n_buckets] when bucket k was first seen complete */
+  double t_finish;     /* when hn_exchange_finish was entered */
+  hn_exchange_stats stats;
 } hn_exchange;
 
+/* bucket_bytes is rounded to whole elements and clamped to [4 KiB, 1 GiB]. HN_ENOMEM. */
 int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real *grads, size_t n, size_t bucket_bytes, int overlap);
 void hn_exchange_destroy(hn_exchange *ex);
-/* Start of a step (before the backward pass). */
+/* Start of a step (before the forward pass). */
 void hn_exchange_begin(hn_exchange *ex);
 /* hn_grad_ready_fn: grads[first_final .. n) are final on this rank. ctx is the hn_exchange. */
 void hn_exchange_ready(void *ctx, size_t first_final);
-/* Start what is left, wait for all buckets; HN_EMPI on failure. */
+/* Start what is left, wait for all buckets; HN_EMPI on failure (a rank died or MPI failed).
+ * Every rank must call it once per step, also a rank whose backward pass failed. */
 int hn_exchange_finish(hn_exchange *ex);
+/* Bucket k's slice [*lo, *hi) of the buffer. */
+void hn_exchange_bucket_range(const hn_exchange *ex, int k, size_t *lo, size_t *hi);
 
-/* Check that `len` bytes at `buf` are the same on every rank (a 64-bit hash is compared).
- * On a mismatch every rank returns HN_EMPI with a message naming `what` and the first rank
- * that differs from rank 0 - used at start-up for the config, the data shapes and the build
- * precision, so that inconsistent ranks fail together instead of hanging later. */
-int hn_mpi_check_same(const char *what, const void *buf, size_t len);
+/* --- test-only fault injection -------------------------------------------------------------
+ * HAMNET_FAULT=POINT and HAMNET_FAULT_RANK=R (default 0) make rank R fail at POINT, so that
+ * the tests can prove that an error on one rank ends the whole job with a message instead of a
+ * hang. HAMNET_FAULT_STEP=S (default 3) picks the global step for the per-step points. Points:
+ *   data   the collective data reader on rank R reports the file unreadable (as if only the
+ *          other ranks could see it)
+ *   oom    allocating rank R's share of an epoch fails
+ *   nan    rank R's local gradient gets a NaN at step S (the step must report divergence)
+ *   error  rank R's forward/backward pass fails at step S (an error no collective expected)
+ *   exit   rank R dies (_exit(1)) at step S without a word to its peers
+ * hn_fault returns 1 when this rank should fail at `point` (step < 0: any step). Unset, it
+ * costs one getenv on the first call. */
+int hn_fault(const char *point, long step);
+
+#endif

@@ -63,7 +63,6 @@ int main(int argc, char **argv) {
   if (status != HN_OK)
     return hn_cli_fail(status);
   int code = cmd->run(argc - 1, argv + 1);
-  fflush(stdout);
-  hn_mpi_finalize();
-  return code;
+  /* A rank that fails alone must not wait forever in MPI_Finalize: see hn_mpi_exit. */
+  return hn_mpi_exit(code);
 }

@@ -16,6 +16,7 @@
 #include "hamnet/data.h"
 #include "hamnet/error.h"
 #include "hamnet/mem.h"
+#include "hamnet/parallel.h"
 
 #define HN_H5_CHUNK_BYTES (1u << 20)       /* target chunk size when writing */
 #define HN_H5_CACHE_BYTES (32u << 20)      /* chunk cache per dataset when reading */
@@ -92,9 +93,9 @@ static void type_name(hid_t t, char *buf, size_t n) {
 /* ---------------------------------------------------------------------------------------- */
 /* Opening and probing                                                                       */
 
-/* Open an existing file read-only, with clear messages for the common mistakes. */
-static int open_file(const char *path, hid_t *file) {
-  *file = H5I_INVALID_HID;
+/* The checks that need no HDF5 handle, with clear messages for the common mistakes: the file
+ * exists, is not a directory, is readable and is HDF5. */
+static int check_file(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0)
     return hn_fail(HN_EIO, "cannot open %s: %s", path, strerror(errno));
@@ -111,17 +112,35 @@ static int open_file(const char *path, hid_t *file) {
                    "convert CSV or IDX data with 'hamnet import')", path);
   if (is < 0)
     return hn_fail(HN_EFORMAT, "%s: cannot be read as HDF5 - truncated or corrupted?%s", path, detail(&d));
+  return HN_OK;
+}
+
+/* Open a checked file read-only. comm == MPI_COMM_NULL: the POSIX (sec2) driver. Otherwise the
+ * MPI-IO driver on comm: collective - every rank of comm must call it (and later close the
+ * file, also collectively). */
+static int open_h5(const char *path, MPI_Comm comm, hid_t *file) {
+  h5_detail d;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0 && comm != MPI_COMM_NULL)
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
 #if H5_VERSION_GE(1, 10, 7)
-  if (fapl >= 0)
+  else if (fapl >= 0)
     H5Pset_file_locking(fapl, 1, 1); /* shared lock, but work on file systems without locks */
 #endif
   *file = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
   int status = HN_OK;
   if (*file < 0)
-    status = hn_fail(HN_EFORMAT, "%s: cannot open as HDF5 - truncated or corrupted file?%s", path, detail(&d));
+    status = hn_fail(HN_EFORMAT, "%s: cannot open as HDF5%s - truncated or corrupted file?%s", path,
+                     comm != MPI_COMM_NULL ? " with the MPI-IO driver" : "", detail(&d));
   close_id(&fapl);
   return status;
+}
+
+/* Open an existing file read-only (POSIX driver). */
+static int open_file(const char *path, hid_t *file) {
+  *file = H5I_INVALID_HID;
+  HN_TRY(check_file(path));
+  return open_h5(path, MPI_COMM_NULL, file);
 }
 
 typedef struct {
@@ -259,14 +278,17 @@ static const char *Y_EXPECT = "int32 labels [N]";
 
 /* Open and validate a data set file (see hn_dataset_probe). On success the handles stay open
  * in *h. If the file has no n_classes attribute the labels are read to find it; they are
- * handed back in *labels (hn_alloc'ed, [info->n]) when labels != NULL, else freed. */
-static int probe_open(const char *path, hn_dataset_info *info, h5_set *h, int32_t **labels) {
+ * handed back in *labels (hn_alloc'ed, [info->n]) when labels != NULL, else freed.
+ * comm != MPI_COMM_NULL: open with the MPI-IO driver (collective; the caller has run
+ * check_file and agreed on the outcome). On failure after the open, the file is closed here -
+ * for MPI-IO that close is the rank's one collective close of the file. */
+static int probe_open_on(const char *path, MPI_Comm comm, hn_dataset_info *info, h5_set *h, int32_t **labels) {
   memset(info, 0, sizeof *info);
   h->file = h->dx = h->dy = H5I_INVALID_HID;
   if (labels)
     *labels = NULL;
   h5_detail d;
-  int status = open_file(path, &h->file);
+  int status = comm == MPI_COMM_NULL ? open_file(path, &h->file) : open_h5(path, comm, &h->file);
   if (status != HN_OK)
     return status;
   int rank = 0, yrank = 0;
@@ -355,6 +377,10 @@ fail:
   hn_free(y);
   close_set(h);
   return status;
+}
+
+static int probe_open(const char *path, hn_dataset_info *info, h5_set *h, int32_t **labels) {
+  return probe_open_on(path, MPI_COMM_NULL, info, h, labels);
 }
 
 int hn_dataset_probe(const char *path, hn_dataset_info *info) {
@@ -539,48 +565,62 @@ static int cmp_row_pos(const void *a, const void *b) {
   return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-int hn_dataset_read_rows(const char *path, const int64_t *rows, int64_t count, hn_dataset *ds) {
-  memset(ds, 0, sizeof *ds);
-  if (count < 0 || (count > 0 && !rows))
-    return hn_fail(HN_EINVAL, "reading %s: bad row list (count %lld)", path, (long long)count);
-  h5_quiet q;
-  quiet_on(&q);
-  h5_set h;
-  hn_dataset_info info;
+/* Move row i of X [m][F] (and y) to position pos[i], in place, following the permutation's
+ * cycles with two rows of scratch; pos[] is consumed (set to -1). */
+static void permute_rows(float *X, int32_t *y, int64_t F, int64_t *pos, int64_t m, float *carry, float *swap) {
+  const size_t row = (size_t)F * sizeof(float);
+  for (int64_t i = 0; i < m; i++) {
+    if (pos[i] < 0)
+      continue;
+    memcpy(carry, X + i * F, row);
+    int32_t ycarry = y[i];
+    int64_t cur = i;
+    do { /* X[pos[cur]] gets the row that started at cur; carry takes the row it displaces */
+      int64_t dst = pos[cur];
+      pos[cur] = -1;
+      memcpy(swap, X + dst * F, row);
+      memcpy(X + dst * F, carry, row);
+      memcpy(carry, swap, row);
+      int32_t yt = y[dst];
+      y[dst] = ycarry;
+      ycarry = yt;
+      cur = dst;
+    } while (cur != i);
+  }
+}
+
+/* The body of hn_dataset_read_rows on an open, probed file. */
+static int read_rows_open(const char *path, const h5_set *h, const hn_dataset_info *info, const int64_t *rows,
+                          int64_t count, hn_dataset *ds) {
   row_pos *pairs = NULL;
-  int64_t *u = NULL;
+  int64_t *u = NULL, *pos = NULL;
   float *scratch = NULL;
   int32_t *yu = NULL;
-  int status = probe_open(path, &info, &h, NULL);
-  if (status != HN_OK)
-    goto out;
+  int status = HN_OK;
   int sorted = 1;
   for (int64_t i = 0; i < count; i++) {
-    if (rows[i] < 0 || rows[i] >= info.n) {
-      status = hn_fail(HN_EINVAL, "reading %s: row %lld (entry %lld of the row list) is outside 0..%lld", path,
-                       (long long)rows[i], (long long)i, (long long)info.n - 1);
-      goto close;
-    }
+    if (rows[i] < 0 || rows[i] >= info->n)
+      return hn_fail(HN_EINVAL, "reading %s: row %lld (entry %lld of the row list) is outside 0..%lld", path,
+                     (long long)rows[i], (long long)i, (long long)info->n - 1);
     if (i > 0 && rows[i] <= rows[i - 1])
       sorted = 0;
   }
-  if ((status = alloc_like(ds, &info, count, path)) != HN_OK || count == 0)
-    goto close;
-  const int64_t F = info.n_features;
+  if ((status = alloc_like(ds, info, count, path)) != HN_OK || count == 0)
+    return status;
+  const int64_t F = info->n_features;
   if (sorted) {
-    if ((status = read_sorted_rows(path, "/X", h.dx, H5T_NATIVE_FLOAT, sizeof(float), F, rows, count, ds->X)) !=
+    if ((status = read_sorted_rows(path, "/X", h->dx, H5T_NATIVE_FLOAT, sizeof(float), F, rows, count, ds->X)) !=
             HN_OK ||
-        (status = read_sorted_rows(path, "/y", h.dy, H5T_NATIVE_INT32, sizeof(int32_t), 1, rows, count, ds->y)) !=
+        (status = read_sorted_rows(path, "/y", h->dy, H5T_NATIVE_INT32, sizeof(int32_t), 1, rows, count, ds->y)) !=
             HN_OK)
-      goto close;
+      goto out;
   } else {
-    /* Sort (row, position) pairs, read the distinct rows in order block by block into a
-     * scratch buffer, and copy each to every position that asked for it. */
+    /* Sort (row, position) pairs and read the distinct rows in file order. */
     pairs = hn_alloc((size_t)count, sizeof *pairs, HN_MEM_DATA, "row list");
     u = pairs ? hn_alloc((size_t)count, sizeof *u, HN_MEM_DATA, "distinct rows") : NULL;
     if (!u) {
       status = hn_fail_context(HN_ENOMEM, "reading %s", path);
-      goto close;
+      goto out;
     }
     for (int64_t i = 0; i < count; i++)
       pairs[i] = (row_pos){rows[i], i};
@@ -589,45 +629,141 @@ int hn_dataset_read_rows(const char *path, const int64_t *rows, int64_t count, h
     for (int64_t i = 0; i < count; i++)
       if (m == 0 || u[m - 1] != pairs[i].row)
         u[m++] = pairs[i].row;
-    int64_t block = (int64_t)(HN_H5_BLOCK_BYTES / ((size_t)F * sizeof(float)));
-    if (block < 1)
-      block = 1;
-    if (block > m)
-      block = m;
-    scratch = hn_alloc((size_t)block * (size_t)F, sizeof(float), HN_MEM_DATA, "row scratch");
-    yu = scratch ? hn_alloc((size_t)m, sizeof(int32_t), HN_MEM_DATA, "row labels") : NULL;
-    if (!yu) {
-      status = hn_fail_context(HN_ENOMEM, "reading %s", path);
-      goto close;
-    }
-    if ((status = read_sorted_rows(path, "/y", h.dy, H5T_NATIVE_INT32, sizeof(int32_t), 1, u, m, yu)) != HN_OK)
-      goto close;
-    int64_t p = 0; /* next pair */
-    int64_t ui = 0;
-    for (int64_t b0 = 0; b0 < m; b0 += block) {
-      int64_t nb = m - b0 < block ? m - b0 : block;
-      if ((status = read_sorted_rows(path, "/X", h.dx, H5T_NATIVE_FLOAT, sizeof(float), F, u + b0, nb, scratch)) !=
-          HN_OK)
-        goto close;
-      for (ui = b0; ui < b0 + nb; ui++)
-        for (; p < count && pairs[p].row == u[ui]; p++) {
-          memcpy(ds->X + pairs[p].pos * F, scratch + (ui - b0) * F, (size_t)F * sizeof(float));
-          ds->y[pairs[p].pos] = yu[ui];
-        }
+    if (m == count) {
+      /* No duplicates (a rank's share of an epoch): read in file order straight into ds, then
+       * move every row to its place - no second copy of the data, whatever its size. */
+      pos = hn_alloc((size_t)count, sizeof *pos, HN_MEM_DATA, "row positions");
+      scratch = pos ? hn_alloc(2 * (size_t)F, sizeof(float), HN_MEM_DATA, "row swap") : NULL;
+      if (!scratch) {
+        status = hn_fail_context(HN_ENOMEM, "reading %s", path);
+        goto out;
+      }
+      if ((status = read_sorted_rows(path, "/X", h->dx, H5T_NATIVE_FLOAT, sizeof(float), F, u, m, ds->X)) != HN_OK ||
+          (status = read_sorted_rows(path, "/y", h->dy, H5T_NATIVE_INT32, sizeof(int32_t), 1, u, m, ds->y)) != HN_OK)
+        goto out;
+      for (int64_t i = 0; i < count; i++)
+        pos[i] = pairs[i].pos;
+      permute_rows(ds->X, ds->y, F, pos, count, scratch, scratch + F);
+    } else {
+      /* Duplicates: read the distinct rows block by block into a scratch buffer and copy each
+       * to every position that asked for it. */
+      int64_t block = (int64_t)(HN_H5_BLOCK_BYTES / ((size_t)F * sizeof(float)));
+      if (block < 1)
+        block = 1;
+      if (block > m)
+        block = m;
+      scratch = hn_alloc((size_t)block * (size_t)F, sizeof(float), HN_MEM_DATA, "row scratch");
+      yu = scratch ? hn_alloc((size_t)m, sizeof(int32_t), HN_MEM_DATA, "row labels") : NULL;
+      if (!yu) {
+        status = hn_fail_context(HN_ENOMEM, "reading %s", path);
+        goto out;
+      }
+      if ((status = read_sorted_rows(path, "/y", h->dy, H5T_NATIVE_INT32, sizeof(int32_t), 1, u, m, yu)) != HN_OK)
+        goto out;
+      int64_t p = 0; /* next pair */
+      for (int64_t b0 = 0; b0 < m; b0 += block) {
+        int64_t nb = m - b0 < block ? m - b0 : block;
+        if ((status = read_sorted_rows(path, "/X", h->dx, H5T_NATIVE_FLOAT, sizeof(float), F, u + b0, nb,
+                                       scratch)) != HN_OK)
+          goto out;
+        for (int64_t ui = b0; ui < b0 + nb; ui++)
+          for (; p < count && pairs[p].row == u[ui]; p++) {
+            memcpy(ds->X + pairs[p].pos * F, scratch + (ui - b0) * F, (size_t)F * sizeof(float));
+            ds->y[pairs[p].pos] = yu[ui];
+          }
+      }
     }
   }
   status = hn_data_check_block(path, ds->X, ds->y, count, ds->ndim_sample, ds->sample_dims, F, ds->n_classes,
-                               info.has_n_classes_attr, rows, 0);
-close:
-  close_set(&h);
+                               info->has_n_classes_attr, rows, 0);
 out:
   hn_free(pairs);
   hn_free(u);
+  hn_free(pos);
   hn_free(scratch);
   hn_free(yu);
+  return status;
+}
+
+int hn_dataset_read_rows(const char *path, const int64_t *rows, int64_t count, hn_dataset *ds) {
+  memset(ds, 0, sizeof *ds);
+  if (count < 0 || (count > 0 && !rows))
+    return hn_fail(HN_EINVAL, "reading %s: bad row list (count %lld)", path, (long long)count);
+  h5_quiet q;
+  quiet_on(&q);
+  h5_set h;
+  hn_dataset_info info;
+  int status = probe_open(path, &info, &h, NULL);
+  if (status == HN_OK) {
+    status = read_rows_open(path, &h, &info, rows, count, ds);
+    close_set(&h);
+  }
   if (status != HN_OK)
     hn_dataset_free(ds);
   quiet_off(&q);
+  return status;
+}
+
+/* hn_dataset_read_rows_mpi; `pre` is a status of the caller's own preparation on this rank
+ * (HN_OK, or a failure with its message stored), agreed together with the local checks. */
+static int read_rows_mpi(MPI_Comm comm, const char *path, const int64_t *rows, int64_t count, int pre,
+                         hn_dataset *ds) {
+  memset(ds, 0, sizeof *ds);
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  /* 1. Everything that can fail on one rank alone, then agree: the open is collective. */
+  int status = hn_mpi_check_same_comm(comm, "the data file name", path, strlen(path));
+  if (status != HN_OK)
+    return hn_fail_context(status, "reading %s", path);
+  h5_quiet q;
+  quiet_on(&q);
+  int local = pre;
+  if (local != HN_OK)
+    ;
+  else if (count < 0 || (count > 0 && !rows))
+    local = hn_fail(HN_EINVAL, "reading %s: bad row list (count %lld)", path, (long long)count);
+  else if (hn_fault("data", -1))
+    local = hn_fail(HN_EIO, "cannot open %s on rank %d: injected fault (HAMNET_FAULT=data)", path, rank);
+  else
+    local = check_file(path);
+  status = hn_mpi_agree_comm(comm, local);
+  if (status != HN_OK) {
+    quiet_off(&q);
+    return status;
+  }
+  /* 2. Open (collective), probe and read this rank's rows (independent transfers: each rank
+   * reads its own rows in its own number of H5Dread calls), close (collective), agree. A
+   * failure on one rank after the open does not skip its close, so the closes still match. */
+  h5_set h;
+  hn_dataset_info info;
+  local = probe_open_on(path, comm, &info, &h, NULL);
+  if (local == HN_OK) {
+    local = read_rows_open(path, &h, &info, rows, count, ds);
+    close_set(&h);
+  }
+  quiet_off(&q);
+  status = hn_mpi_agree_comm(comm, local);
+  if (status != HN_OK)
+    hn_dataset_free(ds);
+  return status;
+}
+
+int hn_dataset_read_rows_mpi(MPI_Comm comm, const char *path, const int64_t *rows, int64_t count, hn_dataset *ds) {
+  return read_rows_mpi(comm, path, rows, count, HN_OK, ds);
+}
+
+int hn_dataset_read_range_mpi(MPI_Comm comm, const char *path, int64_t first, int64_t count, hn_dataset *ds) {
+  int64_t *rows = NULL;
+  int pre = HN_OK;
+  if (first < 0 || count < 0)
+    pre = hn_fail(HN_EINVAL, "reading %s: bad row range (first %lld, count %lld)", path, (long long)first,
+                  (long long)count);
+  else if (count > 0 && !(rows = hn_alloc((size_t)count, sizeof(int64_t), HN_MEM_DATA, "row list")))
+    pre = hn_fail_context(HN_ENOMEM, "reading %s", path);
+  for (int64_t i = 0; rows && i < count; i++)
+    rows[i] = first + i;
+  int status = read_rows_mpi(comm, path, rows, pre == HN_OK ? count : 0, pre, ds);
+  hn_free(rows);
   return status;
 }
 

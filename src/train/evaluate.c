@@ -66,8 +66,8 @@ static int evaluate_local(const hn_eval_options *opt, eval_state *s, int64_t row
   return HN_OK;
 }
 
-static int setup(const hn_eval_options *opt, eval_state *s, int64_t *n_total, int64_t *row0) {
-  const hn_mpi *mpi = hn_mpi_world();
+/* Every rank by itself: the checkpoint and the data file's shape. */
+static int setup_probe(const hn_eval_options *opt, eval_state *s, int64_t *n_total) {
   HN_TRY(hn_ckpt_read(opt->checkpoint, &s->model, NULL, NULL, NULL));
   s->have_model = 1;
   hn_dataset_info info;
@@ -80,18 +80,21 @@ static int setup(const hn_eval_options *opt, eval_state *s, int64_t *n_total, in
     return hn_fail(HN_EFORMAT, "%s has labels up to %d but the network in %s has %d classes", opt->data,
                    info.n_classes - 1, opt->checkpoint, spec->n_classes);
   *n_total = info.n;
-  int64_t lo = info.n * mpi->rank / mpi->size, hi = info.n * (mpi->rank + 1) / mpi->size;
+  return HN_OK;
+}
+
+/* Collective: agree on the probe, read this rank's rows [N r / P, N (r+1) / P) through MPI-IO
+ * (every rank calls the reader, also with an empty share), then the local buffers. */
+static int setup(const hn_eval_options *opt, eval_state *s, int64_t *n_total, int64_t *row0) {
+  const hn_mpi *mpi = hn_mpi_world();
+  HN_TRY(hn_mpi_agree(setup_probe(opt, s, n_total)));
+  HN_TRY(hn_mpi_check_same("the network (parameters of the checkpoint)", s->model.params,
+                           s->model.layout.n_params * sizeof(hn_real)));
+  int64_t lo, hi;
+  hn_shard_range(*n_total, mpi->rank, mpi->size, &lo, &hi);
   *row0 = lo;
-  if (hi > lo) {
-    int64_t *rows = hn_alloc((size_t)(hi - lo), sizeof(int64_t), HN_MEM_DATA, "rows");
-    if (!rows)
-      return HN_ENOMEM;
-    for (int64_t i = lo; i < hi; i++)
-      rows[i - lo] = i;
-    int status = hn_dataset_read_rows(opt->data, rows, hi - lo, &s->data);
-    hn_free(rows);
-    HN_TRY(status);
-  }
+  HN_TRY(hn_dataset_read_range_mpi(mpi->comm, opt->data, lo, hi - lo, &s->data));
+  const hn_model_spec *spec = &s->model.layout.spec;
   HN_TRY(hn_workspace_create_eval(&s->ws, &s->model.layout, opt->batch));
   s->x = hn_alloc((size_t)opt->batch * spec->n_features, sizeof(hn_real), HN_MEM_WORKSPACE, "input batch");
   if (!s->x)

@@ -63,6 +63,11 @@ typedef struct {
   hn_progress_display display;
   double run_t0;
   double max_recon;
+
+  /* parallel performance, reported at the end (report_parallel) */
+  double *step_seconds;         /* wall time of every step of this invocation */
+  long n_steps_timed, cap_steps_timed;
+  hn_exchange_stats ex_done;    /* exchanges of finished multilevel stages */
 } trainer;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -89,52 +94,34 @@ static int level_first_epoch(const hn_config *cfg, int level) {
 /* ---------------------------------------------------------------------------------------- */
 /* data: each rank reads only its own rows */
 
-/* Rank r's part [lo, hi) of a batch of `size` samples. */
-static void slice(int64_t size, int rank, int ranks, int64_t *lo, int64_t *hi) {
-  *lo = size * rank / ranks;
-  *hi = size * (rank + 1) / ranks;
-}
-
-static int64_t file_row(const trainer *t, int64_t i) { return t->subset ? t->subset[i] : i; }
-
-/* Read this rank's rows of every batch of `epoch` (in batch order). */
+/* Read this rank's rows of every batch of `epoch` (in batch order; hamnet/parallel.h
+ * "sharding"). Collective: every rank calls it, and the status is agreed. */
 static int load_epoch(trainer *t, int epoch) {
-  const int64_t B = t->cfg->train.batch_size, n = t->n_train;
-  const int P = t->mpi->size, r = t->mpi->rank;
-  int64_t *perm = hn_alloc((size_t)n, sizeof(int64_t), HN_MEM_DATA, "epoch permutation");
-  if (!perm)
-    return HN_ENOMEM;
-  hn_data_permutation(t->cfg->train.seed, (uint64_t)epoch, n, perm);
-  t->n_batches = (int)((n + B - 1) / B);
+  hn_epoch_shard sh;
+  memset(&sh, 0, sizeof sh);
+  int status = hn_fault("oom", -1)
+                   ? hn_fail(HN_ENOMEM, "out of memory for the rows of epoch %d on rank %d (injected fault, "
+                             "HAMNET_FAULT=oom)", epoch + 1, t->mpi->rank)
+                   : hn_shard_epoch(t->cfg->train.seed, epoch, t->n_train, t->cfg->train.batch_size, t->subset,
+                                    t->mpi->rank, t->mpi->size, &sh);
+  status = hn_mpi_agree(status);
+  if (status != HN_OK) {
+    hn_epoch_shard_free(&sh);
+    return status;
+  }
   hn_free(t->batch_start);
-  t->batch_start = hn_alloc((size_t)t->n_batches + 1, sizeof(int64_t), HN_MEM_DATA, "batch offsets");
-  int64_t *rows = hn_alloc((size_t)(n / P + t->n_batches + 1), sizeof(int64_t), HN_MEM_DATA, "epoch rows");
-  if (!t->batch_start || !rows) {
-    hn_free(perm);
-    hn_free(rows);
-    return HN_ENOMEM;
-  }
-  int64_t count = 0;
-  for (int k = 0; k < t->n_batches; k++) {
-    int64_t first = (int64_t)k * B, size = (first + B <= n ? B : n - first), lo, hi;
-    slice(size, r, P, &lo, &hi);
-    t->batch_start[k] = count;
-    for (int64_t i = lo; i < hi; i++)
-      rows[count++] = file_row(t, perm[first + i]);
-  }
-  t->batch_start[t->n_batches] = count;
-  hn_free(perm);
-  hn_dataset_free(&t->epoch_data);
-  int status = HN_OK;
-  if (count > 0)
-    status = hn_dataset_read_rows(t->cfg->data.train, rows, count, &t->epoch_data);
-  hn_free(rows);
+  t->batch_start = sh.batch_start;
+  t->n_batches = sh.n_batches;
+  sh.batch_start = NULL;
+  hn_dataset_free(&t->epoch_data); /* before reading the next: never two epochs in memory */
+  status = hn_dataset_read_rows_mpi(t->mpi->comm, t->cfg->data.train, sh.rows, sh.count, &t->epoch_data);
+  hn_epoch_shard_free(&sh);
   return status;
 }
 
-static int load_data(trainer *t) {
+/* Probe the data files and pick the training subset (every rank by itself). */
+static int probe_data(trainer *t) {
   const hn_config *cfg = t->cfg;
-  const int P = t->mpi->size, r = t->mpi->rank;
   HN_TRY(hn_dataset_probe(cfg->data.train, &t->train_info));
   if (t->train_info.n_features > (1 << 24))
     return hn_fail(HN_EFORMAT, "%s: %lld features per sample is more than hamnet's dense networks take",
@@ -159,20 +146,19 @@ static int load_data(trainer *t) {
       return hn_fail(HN_EFORMAT, "validation set %s has labels up to %d but the training set %s has %d classes",
                      cfg->data.val, vi.n_classes - 1, cfg->data.train, t->train_info.n_classes);
     t->n_val = vi.n;
-    int64_t lo, hi;
-    slice(vi.n, r, P, &lo, &hi);
-    if (hi > lo) {
-      int64_t *rows = hn_alloc((size_t)(hi - lo), sizeof(int64_t), HN_MEM_DATA, "validation rows");
-      if (!rows)
-        return HN_ENOMEM;
-      for (int64_t i = lo; i < hi; i++)
-        rows[i - lo] = i;
-      int status = hn_dataset_read_rows(cfg->data.val, rows, hi - lo, &t->val);
-      hn_free(rows);
-      HN_TRY(status);
-    }
   }
   return HN_OK;
+}
+
+/* Probe (agreed), then read this rank's share [N r / P, N (r+1) / P) of the validation set
+ * (collective, also for an empty share). */
+static int load_data(trainer *t) {
+  HN_TRY(hn_mpi_agree(probe_data(t)));
+  if (!t->cfg->data.val[0])
+    return HN_OK;
+  int64_t lo, hi;
+  hn_shard_range(t->n_val, t->mpi->rank, t->mpi->size, &lo, &hi);
+  return hn_dataset_read_range_mpi(t->mpi->comm, t->cfg->data.val, lo, hi - lo, &t->val);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -187,8 +173,17 @@ static int reversible_wanted(const hn_config *cfg) {
 static void release_level(trainer *t) {
   hn_workspace_destroy(t->ws);
   t->ws = NULL;
-  if (t->have_ex)
+  if (t->have_ex) {
+    hn_exchange_stats *a = &t->ex_done;
+    const hn_exchange_stats *b = &t->ex.stats;
+    a->steps += b->steps;
+    a->buckets += b->buckets;
+    a->started_early += b->started_early;
+    a->done_early += b->done_early;
+    a->wait_seconds += b->wait_seconds;
+    a->comm_seconds += b->comm_seconds;
     hn_exchange_destroy(&t->ex);
+  }
   t->have_ex = 0;
   if (t->have_opt)
     hn_optimizer_destroy(&t->opt);
@@ -405,6 +400,96 @@ typedef struct {
   int steps;
 } epoch_totals;
 
+/* Keep the wall time of every step of this invocation (the parallel report at the end). */
+static void record_step_time(trainer *t, double seconds) {
+  if (t->n_steps_timed == t->cap_steps_timed) {
+    long cap = t->cap_steps_timed ? 2 * t->cap_steps_timed : 1024;
+    double *p = realloc(t->step_seconds, (size_t)cap * sizeof(double));
+    if (!p)
+      return; /* a missing timing is not worth stopping the run */
+    t->step_seconds = p;
+    t->cap_steps_timed = cap;
+  }
+  t->step_seconds[t->n_steps_timed++] = seconds;
+}
+
+/* With several ranks, one line per epoch: the time spent waiting for the gradient exchange. */
+static void log_epoch_exchange(const trainer *t, int epoch, const hn_exchange_stats *at_start, double seconds) {
+  const hn_exchange_stats *now = &t->ex.stats;
+  long steps = now->steps - at_start->steps, buckets = now->buckets - at_start->buckets;
+  if (t->mpi->size < 2 || steps < 1 || buckets < 1)
+    return;
+  double wait = now->wait_seconds - at_start->wait_seconds;
+  hn_log_info("epoch %d: waited %.3f s for the gradient exchange (%.1f%% of the epoch, %.2f ms per step); "
+              "%.0f%% of the buckets were complete before the backward pass ended", epoch + 1, wait,
+              100.0 * wait / (seconds > 0 ? seconds : 1e-9), 1e3 * wait / (double)steps,
+              100.0 * (double)(now->done_early - at_start->done_early) / (double)buckets);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* End of a run (collective): step time, exchange statistics and per-rank data memory. */
+static int report_parallel(trainer *t) {
+  hn_exchange_stats x = t->ex_done;
+  if (t->have_ex) {
+    const hn_exchange_stats *b = &t->ex.stats;
+    x.steps += b->steps;
+    x.buckets += b->buckets;
+    x.started_early += b->started_early;
+    x.done_early += b->done_early;
+    x.wait_seconds += b->wait_seconds;
+    x.comm_seconds += b->comm_seconds;
+  }
+  /* the worst rank's memory: what a node must hold per rank */
+  double mem[3] = {(double)hn_mem_peak(HN_MEM_DATA), (double)hn_mem_peak(HN_MEM_GRADS), hn_mem_peak_rss_mb()};
+  if (t->mpi->size > 1 && MPI_Allreduce(MPI_IN_PLACE, mem, 3, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "reduction of the memory figures failed");
+  const double data_mb = (double)t->n_train * (double)t->train_info.n_features * sizeof(float) / 1048576.0;
+  hn_log_info("data: at most %.1f MiB of data buffers per rank (peak; the training set is %.1f MiB over %d rank%s), "
+              "peak resident set %.0f MiB", mem[0] / 1048576.0, data_mb, t->mpi->size, t->mpi->size == 1 ? "" : "s",
+              mem[2]);
+  long n = t->n_steps_timed;
+  if (n < 1)
+    return HN_OK;
+  /* the first step of a run pays for first touches of every buffer: leave it out when there are more */
+  double *sorted = malloc((size_t)n * sizeof(double));
+  double median = NAN, mean = 0;
+  long first = n > 1 ? 1 : 0;
+  if (sorted) {
+    memcpy(sorted, t->step_seconds + first, (size_t)(n - first) * sizeof(double));
+    qsort(sorted, (size_t)(n - first), sizeof(double), cmp_double);
+    median = sorted[(n - first) / 2];
+    free(sorted);
+  }
+  for (long i = first; i < n; i++)
+    mean += t->step_seconds[i] / (double)(n - first);
+  if (t->mpi->size < 2 || x.steps < 1 || x.buckets < 1) {
+    hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out)", n, 1e3 * median, 1e3 * mean);
+    return HN_OK;
+  }
+  hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out) | gradient exchange: %d bucket%s of "
+              "%zu KiB, overlap %s: waited %.2f ms per step (%.1f%% of the mean step), %.2f ms per step in MPI calls; "
+              "buckets started during the backward pass %.0f%%, complete before it ended %.0f%%",
+              n, 1e3 * median, 1e3 * mean, t->ex.n_buckets, t->ex.n_buckets == 1 ? "" : "s",
+              t->ex.bucket_elems * sizeof(hn_real) / 1024, t->ex.overlap ? "on" : "off",
+              1e3 * x.wait_seconds / (double)x.steps, 100.0 * x.wait_seconds / (double)x.steps / (mean > 0 ? mean : 1e-9),
+              1e3 * x.comm_seconds / (double)x.steps, 100.0 * (double)x.started_early / (double)x.buckets,
+              100.0 * (double)x.done_early / (double)x.buckets);
+  return HN_OK;
+}
+
+/* Every rank must start from the same parameters at the same step: a resume on one rank that
+ * found another checkpoint (a run folder on a node-local disk, say) would otherwise train on
+ * silently, then hang when the step counts part. */
+static int check_same_start(trainer *t) {
+  int64_t where[4] = {t->prog.global_step, t->prog.epoch, t->prog.step_in_epoch, t->prog.level};
+  HN_TRY(hn_mpi_check_same("the starting step (the checkpoint resumed from)", where, sizeof where));
+  return hn_mpi_check_same("the starting parameters", t->model.params, t->model.layout.n_params * sizeof(hn_real));
+}
+
 /* One optimiser step on batch k. Returns HN_ESTOPPED / HN_ENUMERIC as agreed by all ranks. */
 static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   const hn_config *cfg = t->cfg;
@@ -415,17 +500,34 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   const int64_t Bglobal = ((int64_t)k + 1) * B <= n ? B : n - (int64_t)k * B;
   const int F = (int)t->train_info.n_features;
 
+  const long step = t->prog.global_step + 1; /* for fault injection (hamnet/parallel.h) */
+  const double t_step = hn_wtime();
+
   memset(t->model.grads, 0, np * sizeof(hn_real));
+  if (hn_fault("nan", step)) /* the backward pass accumulates onto it */
+    t->model.grads[np - 1] = (hn_real)NAN;
   hn_exchange_begin(&t->ex);
   hn_batch_stats st;
   memset(&st, 0, sizeof st);
+  /* A local failure must not skip the collectives below (the other ranks wait in them): it
+   * travels in flags[3] and is agreed after the reduction. */
+  int status = HN_OK;
   if (Bl > 0) {
     to_real(t->epoch_data.X + (size_t)lo * F, t->xbuf, (size_t)Bl * F);
     memcpy(t->ybuf, t->epoch_data.y + lo, (size_t)Bl * sizeof(int32_t));
-    HN_TRY(hn_model_train_batch(&t->model, t->ws, t->xbuf, t->ybuf, Bl, (hn_real)(1.0 / (double)Bglobal),
-                                hn_exchange_ready, &t->ex, NULL, &st));
+    status = hn_fault("error", step)
+                 ? hn_fail(HN_EINTERNAL, "forward/backward pass failed at step %ld on rank %d (injected fault, "
+                           "HAMNET_FAULT=error)", step, t->mpi->rank)
+                 : hn_model_train_batch(&t->model, t->ws, t->xbuf, t->ybuf, Bl, (hn_real)(1.0 / (double)Bglobal),
+                                        hn_exchange_ready, &t->ex, NULL, &st);
   }
-  int status = hn_exchange_finish(&t->ex);
+  if (hn_fault("exit", step)) {
+    fprintf(stderr, "hamnet: rank %d: dying at step %ld (injected fault, HAMNET_FAULT=exit)\n", t->mpi->rank, step);
+    _exit(HN_EXIT_ERROR);
+  }
+  int xstatus = hn_exchange_finish(&t->ex);
+  if (status == HN_OK)
+    status = xstatus;
   double R = hn_regularizer(&t->model.layout, t->model.params, t->model.grads, cfg->train.alpha_t, cfg->train.alpha_w);
 
   /* per-step agreement: sums of loss/accuracy, and the worst of the flags */
@@ -438,8 +540,10 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
         MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
       return hn_fail(HN_EMPI, "per-step reduction failed (a rank may have died)");
   }
-  if (flags[3] != 0)
-    return status != HN_OK ? status : hn_fail(HN_EMPI, "gradient exchange failed on another rank");
+  if (flags[3] != 0) { /* every rank is here: agree on the failure and pass its message on */
+    int agreed = hn_mpi_agree(status);
+    return agreed != HN_OK ? agreed : hn_fail(HN_EMPI, "step %ld failed on another rank", step);
+  }
   double loss = sums[0] / sums[2] + R;
   if (flags[2] != 0 || !isfinite(loss))
     return hn_fail(HN_ENUMERIC, "training diverged at epoch %d, step %d: the loss or a gradient is not finite "
@@ -464,6 +568,7 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   if (t->steps_log)
     fprintf(t->steps_log, "%ld\t%d\t%d\t%d\t%.17g\t%.17g\t%.17g\t%.3g\n", t->prog.global_step, epoch + 1, k + 1,
             t->model.layout.spec.depth, loss, sums[1] / sums[2], lr, flags[0]);
+  record_step_time(t, hn_wtime() - t_step);
 
   /* reversible drift above tolerance: keep exact states every `stride` layers from now on */
   if (flags[0] > cfg->train.reversible_tol && hn_workspace_reversible(t->ws) && hn_workspace_stride(t->ws) == 0) {
@@ -485,14 +590,16 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
 static int validate(trainer *t, double *loss, double *acc) {
   const int F = (int)t->train_info.n_features;
   double sums[2] = {0, 0};
-  for (int64_t i = 0; i < t->val.n; i += t->max_local_batch) {
+  int status = HN_OK;
+  for (int64_t i = 0; i < t->val.n && status == HN_OK; i += t->max_local_batch) {
     int b = (int)(t->val.n - i < t->max_local_batch ? t->val.n - i : t->max_local_batch);
     to_real(t->val.X + (size_t)i * F, t->xbuf, (size_t)b * F);
     hn_batch_stats st;
-    HN_TRY(hn_model_evaluate(&t->model, t->ws, t->xbuf, t->val.y + i, b, NULL, NULL, &st));
+    status = hn_model_evaluate(&t->model, t->ws, t->xbuf, t->val.y + i, b, NULL, NULL, &st);
     sums[0] += st.loss_sum;
     sums[1] += (double)st.correct;
   }
+  HN_TRY(hn_mpi_agree(status)); /* before the collective below */
   if (t->mpi->size > 1 && MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, t->mpi->comm) != MPI_SUCCESS)
     return hn_fail(HN_EMPI, "validation reduction failed");
   *loss = sums[0] / (double)t->n_val;
@@ -532,6 +639,7 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
   memset(&tot, 0, sizeof tot);
   double t0 = hn_wtime();
   int first = (int)t->prog.step_in_epoch;
+  const hn_exchange_stats ex0 = t->ex.stats;
   hn_progress_epoch_begin(&t->display, epoch, t->n_batches, first);
   for (int k = first; k < t->n_batches; k++) {
     int status = train_step(t, epoch, k, &tot);
@@ -574,14 +682,15 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
   double samples_per_s = tot.count / (seconds > 0 ? seconds : 1e-9);
   hn_progress_epoch_end(&t->display, epoch + 1, cfg->train.epochs, t->model.layout.spec.depth, train_loss, train_acc,
                         val_loss, val_acc, samples_per_s, t->prog.lr, tot.recon, seconds);
+  log_epoch_exchange(t, epoch, &ex0, seconds);
   if (t->steps_log)
     fflush(t->steps_log);
   if (t->diag && (epoch + 1) % cfg->diagnostics.every_epochs == 0) {
     hn_diag_scalars ds = {epoch + 1, t->prog.global_step, train_loss, train_acc, val_loss, val_acc, t->prog.lr,
-                          samples_per_s, t->ex.comm_seconds - t->comm_seconds_at_last_diag, t->recon_since_diag,
+                          samples_per_s, t->ex.stats.comm_seconds - t->comm_seconds_at_last_diag, t->recon_since_diag,
                           seconds};
     HN_TRY(diagnostics_pass(t, &ds));
-    t->comm_seconds_at_last_diag = t->ex.comm_seconds;
+    t->comm_seconds_at_last_diag = t->ex.stats.comm_seconds;
     t->recon_since_diag = 0;
   }
   res->train_loss = train_loss;
@@ -627,6 +736,7 @@ static int next_level(trainer *t) {
 
 static void trainer_free(trainer *t) {
   release_level(t);
+  free(t->step_seconds);
   if (t->have_model)
     hn_model_destroy(&t->model);
   hn_dataset_free(&t->epoch_data);
@@ -676,12 +786,16 @@ static int train_body(trainer *t, hn_train_result *res) {
   HN_TRY(hn_mpi_agree(try_resume(t, &resumed)));
   if (!resumed) {
     hn_model_spec spec = model_spec(t, hn_level_depth(cfg, 0));
-    HN_TRY(hn_model_create(&t->model, &spec));
-    t->have_model = 1;
-    hn_model_init_params(&t->model, cfg->train.seed, cfg->train.init_scale);
-    t->prog.best_val_accuracy = -1;
-    HN_TRY(hn_mpi_agree(setup_level(t)));
+    int status = hn_model_create(&t->model, &spec);
+    if (status == HN_OK) {
+      t->have_model = 1;
+      hn_model_init_params(&t->model, cfg->train.seed, cfg->train.init_scale);
+      t->prog.best_val_accuracy = -1;
+      status = setup_level(t);
+    }
+    HN_TRY(hn_mpi_agree(status));
   }
+  HN_TRY(check_same_start(t));
   HN_TRY(hn_mpi_agree(open_steps_log(t)));
   if (cfg->diagnostics.every_epochs > 0)
     HN_TRY(hn_mpi_agree(hn_diag_open(&t->diag, t->run_dir, cfg, resumed)));
@@ -703,10 +817,13 @@ static int train_body(trainer *t, hn_train_result *res) {
       HN_TRY(hn_mpi_agree(next_level(t)));
       continue;
     }
-    HN_TRY(run_epoch(t, t->prog.epoch, res));
+    int status = run_epoch(t, t->prog.epoch, res);
+    if (status == HN_ESTOPPED) /* agreed by all ranks: the report's collective is safe */
+      report_parallel(t);
+    HN_TRY(status);
     res->steps = t->prog.global_step;
   }
-  return HN_OK;
+  return report_parallel(t);
 }
 
 int hn_train(const hn_config *cfg, const char *run_dir, hn_train_result *result) {

@@ -1,0 +1,310 @@
+/* test_exchange.c - the gradient exchange under MPI (run on 1, 2 and 4 ranks by CTest).
+ *
+ * Checks: exact averaging for awkward sizes and bucket sizes, with and without overlap; fixed
+ * bucket order and the timeline (buckets start during a simulated backward pass and progress
+ * while it computes); the benchmark switch that skips the exchange; hn_mpi_agree and
+ * hn_mpi_check_same naming the failing rank on every rank.
+ *
+ * As a tool (scripts/mpi_allreduce_sweep.sh):
+ *   test_exchange --sweep [--min BYTES] [--max BYTES] [--reps N] [--bucket-kb K]
+ * prints one TSV line per message size: the best and median time of MPI_Allreduce (blocking),
+ * of MPI_Iallreduce + MPI_Wait (the exchange's call, not in place) and of one whole
+ * hn_exchange of that many bytes in buckets of K KiB; rank 0 prints. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hamnet/error.h"
+#include "hamnet/mem.h"
+#include "hamnet/parallel.h"
+#include "hamnet/timer.h"
+#include "unit/hn_test.h"
+
+static int rank, size;
+
+/* A value every rank can compute, small integers so that float sums are exact. */
+static hn_real value(int r, size_t i) { return (hn_real)((int)((i * 7 + (size_t)r * 13) % 97) - 48); }
+
+/* Burn about `seconds` of CPU (a stand-in for one layer of the backward pass). */
+static void compute(double seconds) {
+  double t0 = hn_wtime();
+  volatile double x = 1.0;
+  while (hn_wtime() - t0 < seconds)
+    for (int i = 0; i < 1000; i++)
+      x = x * 1.0000001 + 1e-9;
+}
+
+/* One step: fill, begin, ready per "layer" from the end, finish; check the sums. */
+static void check_sums(size_t n, size_t bucket_bytes, int overlap, size_t layer) {
+  hn_real *g = hn_alloc(n, sizeof(hn_real), HN_MEM_GRADS, "grads");
+  hn_exchange ex;
+  CHECK_OK(hn_exchange_create(&ex, MPI_COMM_WORLD, g, n, bucket_bytes, overlap));
+  for (int step = 0; step < 2; step++) {
+    for (size_t i = 0; i < n; i++)
+      g[i] = value(rank, i + (size_t)step);
+    hn_exchange_begin(&ex);
+    for (size_t first = n; first > 0;) { /* the backward pass finishes suffixes */
+      first = first > layer ? first - layer : 0;
+      hn_exchange_ready(&ex, first);
+    }
+    CHECK_OK(hn_exchange_finish(&ex));
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+      double want = 0;
+      for (int r = 0; r < size; r++)
+        want += value(r, i + (size_t)step);
+      if ((double)g[i] != want && bad++ == 0)
+        CHECK((double)g[i] == want, "n %zu bucket %zu overlap %d: g[%zu] = %g, want %g", n, bucket_bytes, overlap, i,
+              (double)g[i], want);
+    }
+    CHECK(bad == 0, "n %zu bucket %zu overlap %d: %zu wrong sums", n, bucket_bytes, overlap, bad);
+  }
+  if (size > 1) {
+    CHECK(ex.stats.steps == 2, "steps %ld", ex.stats.steps);
+    CHECK(ex.stats.buckets == 2L * ex.n_buckets, "buckets %ld of %d", ex.stats.buckets, ex.n_buckets);
+    CHECK(ex.stats.started_early == (overlap ? 2L * ex.n_buckets : 0), "overlap %d: %ld buckets started early", overlap,
+          ex.stats.started_early);
+  }
+  hn_exchange_destroy(&ex);
+  hn_free(g);
+}
+
+/* Buckets are contiguous slices from the end, in order, covering the buffer exactly once. */
+static void check_buckets(void) {
+  hn_real g[1];
+  hn_exchange ex;
+  size_t n = 10000;
+  CHECK_OK(hn_exchange_create(&ex, MPI_COMM_WORLD, g, n, 4096, 1));
+  CHECK(ex.bucket_elems == 4096 / sizeof(hn_real), "bucket elems %zu", ex.bucket_elems);
+  size_t expect_hi = n, total = 0;
+  for (int k = 0; k < ex.n_buckets; k++) {
+    size_t lo, hi;
+    hn_exchange_bucket_range(&ex, k, &lo, &hi);
+    CHECK(hi == expect_hi && lo < hi, "bucket %d = [%zu, %zu)", k, lo, hi);
+    total += hi - lo;
+    expect_hi = lo;
+  }
+  CHECK(total == n && expect_hi == 0, "buckets cover %zu of %zu", total, n);
+  hn_exchange_destroy(&ex);
+  /* clamping: tiny and huge bucket sizes */
+  CHECK_OK(hn_exchange_create(&ex, MPI_COMM_WORLD, g, n, 1, 1));
+  CHECK(ex.bucket_elems * sizeof(hn_real) == 4096, "minimum bucket %zu bytes", ex.bucket_elems * sizeof(hn_real));
+  hn_exchange_destroy(&ex);
+}
+
+/* A simulated backward pass: 32 "layers" of compute, each finishing one bucket. Every bucket
+ * must start during the pass, and with several ranks the Testsome calls between layers must
+ * complete some of them before the pass ends (Open MPI progresses only inside MPI calls). */
+static void check_overlap(void) {
+  const int layers = 32;
+  const size_t layer = 64 * 1024; /* elements: 256 KiB in float */
+  const size_t n = layer * layers;
+  hn_real *g = hn_alloc(n, sizeof(hn_real), HN_MEM_GRADS, "grads");
+  hn_exchange ex;
+  CHECK_OK(hn_exchange_create(&ex, MPI_COMM_WORLD, g, n, layer * sizeof(hn_real), 1));
+  CHECK(ex.n_buckets == layers, "%d buckets", ex.n_buckets);
+  for (int step = 0; step < 3; step++) {
+    for (size_t i = 0; i < n; i++)
+      g[i] = value(rank, i);
+    MPI_Barrier(MPI_COMM_WORLD);
+    hn_exchange_begin(&ex);
+    for (int j = layers - 1; j >= 0; j--) {
+      compute(0.002);
+      hn_exchange_ready(&ex, (size_t)j * layer);
+    }
+    CHECK_OK(hn_exchange_finish(&ex));
+    if (size == 1) /* one rank: no communication, no timeline */
+      continue;
+    for (int k = 0; k < ex.n_buckets; k++)
+      CHECK(ex.t_start[k] >= 0 && ex.t_start[k] <= ex.t_finish && ex.t_done[k] >= ex.t_start[k],
+            "bucket %d: started %.4f s, done %.4f s, finish entered %.4f s", k, ex.t_start[k], ex.t_done[k],
+            ex.t_finish);
+    for (int k = 1; k < ex.n_buckets; k++)
+      CHECK(ex.t_start[k] >= ex.t_start[k - 1], "bucket %d started before bucket %d", k, k - 1);
+  }
+  if (size > 1) {
+    CHECK(ex.stats.started_early == 3L * layers, "started early: %ld of %d", ex.stats.started_early, 3 * layers);
+    CHECK(ex.stats.done_early >= 1, "no bucket completed during the simulated backward pass: no progress");
+    if (rank == 0)
+      printf("overlap: %ld of %ld buckets complete before finish; waited %.2f ms per step in finish, %.2f ms per "
+             "step in MPI calls\n", ex.stats.done_early, ex.stats.buckets, 1e3 * ex.stats.wait_seconds / 3,
+             1e3 * ex.stats.comm_seconds / 3);
+  }
+  hn_exchange_destroy(&ex);
+  hn_free(g);
+}
+
+static void check_skip(void) {
+  size_t n = 5000;
+  hn_real *g = hn_alloc(n, sizeof(hn_real), HN_MEM_GRADS, "grads");
+  setenv("HAMNET_BENCH_SKIP_EXCHANGE", "1", 1);
+  hn_exchange ex;
+  CHECK_OK(hn_exchange_create(&ex, MPI_COMM_WORLD, g, n, 4096, 1));
+  unsetenv("HAMNET_BENCH_SKIP_EXCHANGE");
+  for (size_t i = 0; i < n; i++)
+    g[i] = value(rank, i);
+  hn_exchange_begin(&ex);
+  hn_exchange_ready(&ex, 0);
+  CHECK_OK(hn_exchange_finish(&ex));
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++)
+    bad += g[i] != value(rank, i);
+  CHECK(bad == 0 && ex.stats.steps == 0, "skip: %zu values changed, %ld steps counted", bad, ex.stats.steps);
+  hn_exchange_destroy(&ex);
+  hn_free(g);
+}
+
+static void check_agreement(void) {
+  /* the last rank fails; everybody learns its status and reason */
+  int local = rank == size - 1 ? hn_fail(HN_EIO, "cannot open /nowhere/x.h5: marker-%d", rank) : HN_OK;
+  int st = hn_mpi_agree(local);
+  CHECK(st == HN_EIO, "agreed status %d", st);
+  char want[64];
+  snprintf(want, sizeof want, "marker-%d", size - 1);
+  CHECK(strstr(hn_errmsg(), want) != NULL, "rank %d message lacks the failing rank's reason: %s", rank, hn_errmsg());
+  if (size > 1 && rank != size - 1) {
+    snprintf(want, sizeof want, "rank %d failed", size - 1);
+    CHECK(strstr(hn_errmsg(), want) != NULL, "message does not name the rank: %s", hn_errmsg());
+  }
+  CHECK(hn_mpi_agree(HN_OK) == HN_OK, "agreement on success");
+  /* several failures: the largest status wins */
+  st = hn_mpi_agree(rank == 0 ? hn_fail(HN_EINVAL, "a") : rank == size - 1 ? hn_fail(HN_ENOMEM, "b") : HN_OK);
+  CHECK(st == (size > 1 ? HN_ENOMEM : HN_EINVAL), "worst status %d", st);
+  hn_error_clear();
+
+  int same[3] = {1, 2, 3};
+  CHECK_OK(hn_mpi_check_same("the test buffer", same, sizeof same));
+  if (rank == size - 1)
+    same[2] = 4;
+  st = hn_mpi_check_same("the test buffer", same, sizeof same);
+  if (size > 1) {
+    char who[32];
+    snprintf(who, sizeof who, "rank %d", size - 1);
+    CHECK(st == HN_EMPI && strstr(hn_errmsg(), "the test buffer") && strstr(hn_errmsg(), who),
+          "check_same: status %d, message %s", st, hn_errmsg());
+  } else {
+    CHECK(st == HN_OK, "one rank always agrees with itself");
+  }
+  hn_error_clear();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the sweep tool */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Max over ranks of each repetition's time, then best and median over repetitions. */
+static void summarize(double *t, int reps, double *best, double *median) {
+  MPI_Allreduce(MPI_IN_PLACE, t, reps, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  qsort(t, (size_t)reps, sizeof(double), cmp_double);
+  *best = t[0];
+  *median = t[reps / 2];
+}
+
+static int sweep(size_t min_bytes, size_t max_bytes, int reps, size_t bucket_kb) {
+  size_t max_n = max_bytes / sizeof(hn_real);
+  hn_real *a = hn_alloc(max_n, sizeof(hn_real), HN_MEM_GRADS, "send");
+  hn_real *b = hn_alloc(max_n, sizeof(hn_real), HN_MEM_GRADS, "recv");
+  double *t = malloc((size_t)reps * sizeof(double));
+  if (!a || !b || !t)
+    return 1;
+  for (size_t i = 0; i < max_n; i++)
+    a[i] = value(rank, i);
+  if (rank == 0) {
+    printf("# MPI allreduce sweep: %d ranks, %s (%zu bytes per element), %d repetitions (max over ranks, then "
+           "best/median)\n", size, HN_REAL_NAME, sizeof(hn_real), reps);
+    printf("bytes\tallreduce_best_s\tallreduce_median_s\tiallreduce_best_s\tiallreduce_median_s\t"
+           "exchange_best_s\texchange_median_s\n");
+  }
+  for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 2) {
+    int count = (int)(bytes / sizeof(hn_real));
+    double r[6];
+    for (int k = 0; k < 3; k++) { /* warm-up */
+      MPI_Allreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD);
+    }
+    for (int i = 0; i < reps; i++) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      double t0 = MPI_Wtime();
+      MPI_Allreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD);
+      t[i] = MPI_Wtime() - t0;
+    }
+    summarize(t, reps, &r[0], &r[1]);
+    for (int i = 0; i < reps; i++) {
+      MPI_Request req;
+      MPI_Barrier(MPI_COMM_WORLD);
+      double t0 = MPI_Wtime();
+      MPI_Iallreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD, &req);
+      MPI_Wait(&req, MPI_STATUS_IGNORE);
+      t[i] = MPI_Wtime() - t0;
+    }
+    summarize(t, reps, &r[2], &r[3]);
+    hn_exchange ex;
+    if (hn_exchange_create(&ex, MPI_COMM_WORLD, b, (size_t)count, bucket_kb * 1024, 0) != HN_OK)
+      return 1;
+    for (int i = 0; i < reps; i++) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      double t0 = MPI_Wtime();
+      hn_exchange_begin(&ex);
+      hn_exchange_finish(&ex);
+      t[i] = MPI_Wtime() - t0;
+    }
+    hn_exchange_destroy(&ex);
+    summarize(t, reps, &r[4], &r[5]);
+    if (rank == 0)
+      printf("%zu\t%.9f\t%.9f\t%.9f\t%.9f\t%.9f\t%.9f\n", bytes, r[0], r[1], r[2], r[3], r[4], r[5]);
+    fflush(stdout);
+  }
+  free(t);
+  hn_free(a);
+  hn_free(b);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (hn_mpi_init(&argc, &argv, NULL) != HN_OK)
+    return 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (argc > 1 && strcmp(argv[1], "--sweep") == 0) {
+    size_t lo = 8, hi = (size_t)64 << 20, kb = 1024;
+    int reps = 20;
+    for (int i = 2; i + 1 < argc; i += 2) {
+      if (strcmp(argv[i], "--min") == 0)
+        lo = (size_t)atoll(argv[i + 1]);
+      else if (strcmp(argv[i], "--max") == 0)
+        hi = (size_t)atoll(argv[i + 1]);
+      else if (strcmp(argv[i], "--reps") == 0)
+        reps = atoi(argv[i + 1]);
+      else if (strcmp(argv[i], "--bucket-kb") == 0)
+        kb = (size_t)atoll(argv[i + 1]);
+    }
+    if (lo < sizeof(hn_real))
+      lo = sizeof(hn_real);
+    int rc = sweep(lo, hi, reps < 1 ? 1 : reps, kb);
+    hn_mpi_finalize();
+    return rc;
+  }
+
+  check_buckets();
+  const size_t sizes[] = {1, 1023, 1024, 1025, 100003};
+  const size_t buckets[] = {4096, 8192, 1 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
+      for (int overlap = 0; overlap <= 1; overlap++)
+        check_sums(sizes[i], buckets[j], overlap, 777);
+  check_overlap();
+  check_skip();
+  check_agreement();
+
+  int failed = hn_test_failed;
+  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (rank == 0)
+    printf("test_exchange: %d ranks, %d checks, %d failed (all ranks)\n", size, hn_test_checked, failed);
+  hn_mpi_finalize();
+  return failed ? 1 : 0;
+}
