@@ -14,6 +14,9 @@
 # rule as for PyTorch), right after each other so that both see the same machine load. With
 # --hamnet-double the double build is timed too (its own column; the ratio is the float build's).
 # Prints a Markdown table and the command line; raw JSON lines go to --out (default: a temp dir).
+# On a machine shared with other work wall-clock ratios are noisy; the table also gives the ratio
+# of process CPU times with one thread (both sides run a 1-thread setting), which such load
+# disturbs much less, and the roofline fraction in CPU time.
 # Needs python3-torch (scripts/setup.sh --bench-deps) and a built hamnet (default build/hamnet).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,19 +60,24 @@ shape() {
   esac
 }
 
-# Best (lowest ms_per_step) of the thread settings; prints that run's JSON.
+# Best (lowest ms_per_step) of the thread settings; prints that run's JSON, with the 1-thread
+# run's CPU times added (cpu_ms_1thread, roofline_cpu_ms_1thread) when 1 is among the settings.
 hamnet_best() {
   local bin=$1; shift
-  local best="" t
+  local all="" t
   for t in $threads; do
-    local j
-    j=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bin" bench "$@" --threads "$t" --steps "$steps" --json)
-    best=$(printf '%s\n%s\n' "$best" "$j" | /usr/bin/python3 -c '
+    all+=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bin" bench "$@" --threads "$t" --steps "$steps" --json)
+    all+=$'\n'
+  done
+  printf '%s' "$all" | /usr/bin/python3 -c '
 import json, sys
 runs = [json.loads(l) for l in sys.stdin if l.strip()]
-print(json.dumps(min(runs, key=lambda r: r["ms_per_step"])))')
-  done
-  echo "$best"
+best = min(runs, key=lambda r: r["ms_per_step"])
+one = [r for r in runs if r["threads"] == 1]
+if one:
+    best["cpu_ms_1thread"] = one[0]["cpu_ms_per_step"]
+    best["roofline_cpu_ms_1thread"] = one[0]["roofline_cpu_ms"]
+print(json.dumps(best))'
 }
 
 for row in ${rows//,/ }; do
@@ -95,8 +103,9 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 goal = {"narrow": 12.0, "medium": 3.0, "wide": 1.4}
 print(f"\n`{sys.argv[2]}`\n")
 print("| row | arch | mode | hamnet ms/step (threads, path) | PyTorch ms/step (threads) | ratio | goal | "
-      "GFLOP/s | roofline GFLOP/s | % roofline | peak RSS MiB | double ms/step |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "ratio, CPU time, 1 thread | GFLOP/s | roofline GFLOP/s | % roofline (CPU, 1 thread) | peak RSS MiB | "
+      "double ms/step |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     h, p, d = r["hamnet"], r["pytorch"], r["hamnet_double"]
     ratio = p["ms_per_step"] / h["ms_per_step"]
@@ -106,8 +115,13 @@ for r in rows:
     goal_txt = f">= {g:g}x" + (" & 85%" if r["row"] == "wide" and r["reversible"] == "off" else "")
     mode = "reversible" if r["reversible"] == "on" else "stored"
     dbl = f"{d['ms_per_step']:.1f}" if d else "-"
+    cpu_ratio = (f"{p['cpu_ms_per_step_1thread'] / h['cpu_ms_1thread']:.1f}x"
+                 if "cpu_ms_1thread" in h and "cpu_ms_per_step_1thread" in p else "-")
+    cpu_frac = (f" ({100 * h['roofline_cpu_ms_1thread'] / h['cpu_ms_1thread']:.0f}%)"
+                if h.get("roofline_cpu_ms_1thread", 0) > 0 else "")
     print(f"| {r['row']} | {r['arch']} | {mode} | {h['ms_per_step']:.2f} ({h['threads']}, {h['kernel']}) | "
           f"{p['ms_per_step']:.2f} ({p['threads']}) | {ratio:.1f}x | {goal_txt} {'met' if ok else 'MISSED'} | "
-          f"{h['gflops']:.1f} | {h['roofline_gflops']:.1f} | {frac:.0f}% | {h['peak_rss_mb']:.0f} | {dbl} |")
+          f"{cpu_ratio} | {h['gflops']:.1f} | {h['roofline_gflops']:.1f} | {frac:.0f}%{cpu_frac} | "
+          f"{h['peak_rss_mb']:.0f} | {dbl} |")
 print(f"\nraw results: {sys.argv[1]}")
 EOF

@@ -43,11 +43,13 @@ typedef struct {
 
 typedef struct {
   double ms_best, ms_median;
+  double cpu_ms_best;         /* process CPU time of the fastest step (all threads) */
   double samples_per_s;
   double flops_per_step;      /* useful GEMM work */
   double gflops;              /* flops_per_step / best time */
   double roofline_ms;         /* the step's GEMMs alone */
   double roofline_gflops;     /* flops_per_step / roofline_ms (0 when not measured) */
+  double roofline_cpu_ms;     /* the same in process CPU time */
   double loss_first, loss_last;
   double recon_error;         /* reversible: last step's reconstruction error */
   size_t mem_peak[HN_MEM_NCATEGORIES];

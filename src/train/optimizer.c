@@ -45,6 +45,17 @@ void hn_optimizer_reset(hn_optimizer *opt) {
   opt->step = 0;
 }
 
+/* sqrt in the model's precision: with sqrt() a float build would do the update in double, and
+ * CMake compiles this file with -fno-math-errno (b >= 0, sqrt never fails) so that the loop
+ * vectorises - the errno branch keeps it scalar. */
+static inline hn_real real_sqrt(hn_real x) {
+#ifdef HN_USE_DOUBLE
+  return sqrt(x);
+#else
+  return sqrtf(x);
+#endif
+}
+
 void hn_optimizer_step(hn_optimizer *opt, hn_real *params, const hn_real *grads, double lr) {
   const long n = (long)opt->n;
   hn_real *m1 = opt->m1, *m2 = opt->m2;
@@ -73,7 +84,7 @@ void hn_optimizer_step(hn_optimizer *opt, hn_real *params, const hn_real *grads,
     hn_real b = fb2 * m2[i] + c2 * g * g;
     m1[i] = a;
     m2[i] = b;
-    params[i] -= step * a / (sqrt(b) + eps);
+    params[i] -= step * a / (real_sqrt(b) + eps);
   }
 }
 
