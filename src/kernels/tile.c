@@ -77,6 +77,47 @@ static void tile_mm(int rows, int inner, const hn_real *M, int ldm, const hn_rea
   }
 }
 
+/* sums[q][j] = sum_t a_q[t] xT[t][j] for four rows a_q of a tile and j < wv (whole vectors). */
+static inline void block4_sums(const hn_real *a0, const hn_real *a1, const hn_real *a2, const hn_real *a3,
+                               const hn_real *xT, int wv, hn_real sums[4][XT_W]) {
+#pragma omp simd
+  for (int j = 0; j < wv; j++) {
+    hn_real s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int t = 0; t < T; t++) {
+      const hn_real xv = xT[t * XT_W + j];
+      s0 += a0[t] * xv;
+      s1 += a1[t] * xv;
+      s2 += a2[t] * xv;
+      s3 += a3[t] * xv;
+    }
+    sums[0][j] = s0;
+    sums[1][j] = s1;
+    sums[2][j] = s2;
+    sums[3][j] = s3;
+  }
+}
+
+/* The same for 8 columns in vectors of 8: widths up to 8 (the paper's regime) do half the work
+ * of 16-wide vectors, while wider blocks run faster with the default width. */
+static inline void block4_sums8(const hn_real *a0, const hn_real *a1, const hn_real *a2, const hn_real *a3,
+                                const hn_real *xT, hn_real sums[4][XT_W]) {
+#pragma omp simd simdlen(8)
+  for (int j = 0; j < 8; j++) {
+    hn_real s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int t = 0; t < T; t++) {
+      const hn_real xv = xT[t * XT_W + j];
+      s0 += a0[t] * xv;
+      s1 += a1[t] * xv;
+      s2 += a2[t] * xv;
+      s3 += a3[t] * xv;
+    }
+    sums[0][j] = s0;
+    sums[1][j] = s1;
+    sums[2][j] = s2;
+    sums[3][j] = s3;
+  }
+}
+
 /* dM[i * ldm + j] += alpha sum_t a[i][t] x[j][t] for i < rows, j < cols. xT: HN_TILE_XT scratch
  * (its contents on entry do not matter). */
 static void outer_acc(int rows, int cols, hn_real alpha, const hn_real *a, const hn_real *x, hn_real *restrict dM,
@@ -97,21 +138,10 @@ static void outer_acc(int rows, int cols, hn_real alpha, const hn_real *a, const
     int i = 0;
     for (; i + 4 <= rows; i += 4) {
       const hn_real *a0 = a + (size_t)i * T, *a1 = a0 + T, *a2 = a1 + T, *a3 = a2 + T;
-#pragma omp simd
-      for (int j = 0; j < wv; j++) {
-        hn_real s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (int t = 0; t < T; t++) {
-          const hn_real xv = xT[t * XT_W + j];
-          s0 += a0[t] * xv;
-          s1 += a1[t] * xv;
-          s2 += a2[t] * xv;
-          s3 += a3[t] * xv;
-        }
-        sums[0][j] = s0;
-        sums[1][j] = s1;
-        sums[2][j] = s2;
-        sums[3][j] = s3;
-      }
+      if (w <= 8)
+        block4_sums8(a0, a1, a2, a3, xT, sums);
+      else
+        block4_sums(a0, a1, a2, a3, xT, wv, sums);
       for (int q = 0; q < 4; q++) {
         hn_real *d = dM + (size_t)(i + q) * ldm + j0;
 #pragma omp simd
