@@ -34,7 +34,10 @@ typedef struct {
 
 /* MPI_Init_thread (asks for MPI_THREAD_FUNNELED: only the main thread calls MPI), sets up
  * logging with the rank, installs MPI_ERRORS_RETURN so MPI failures become statuses, and
- * duplicates the world communicator for hn_mpi_exit's deadline barrier. */
+ * duplicates the world communicator for hn_mpi_exit's deadline barrier. Before MPI starts it
+ * sets OMPI_MCA_coll_libnbc_iallreduce_algorithm=3 (Rabenseifner) unless the environment has
+ * a value: Open MPI's default below 4 ranks, a binomial tree, leaves all the summing to one
+ * rank (see the exchange below). */
 int hn_mpi_init(int *argc, char ***argv, hn_mpi *ctx);
 void hn_mpi_finalize(void);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hamnet/checkpoint.h"
@@ -66,6 +67,7 @@ typedef struct {
 
   /* parallel performance, reported at the end (report_parallel) */
   double *step_seconds;         /* wall time of every step of this invocation */
+  double *step_cpu;             /* process CPU time (all threads) of every step */
   long n_steps_timed, cap_steps_timed;
   hn_exchange_stats ex_done;    /* exchanges of finished multilevel stages */
 } trainer;
@@ -400,17 +402,41 @@ typedef struct {
   int steps;
 } epoch_totals;
 
-/* Keep the wall time of every step of this invocation (the parallel report at the end). */
-static void record_step_time(trainer *t, double seconds) {
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Process CPU time in seconds (every thread of this rank). */
+static double cpu_seconds(void) {
+  struct timespec ts;
+  return clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0 ? (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec : 0.0;
+}
+
+/* Keep the wall and CPU time of every step of this invocation (the parallel report at the end;
+ * on a shared machine the CPU time is the steadier figure: it leaves out time descheduled). */
+static void record_step_time(trainer *t, double seconds, double cpu) {
   if (t->n_steps_timed == t->cap_steps_timed) {
     long cap = t->cap_steps_timed ? 2 * t->cap_steps_timed : 1024;
     double *p = realloc(t->step_seconds, (size_t)cap * sizeof(double));
-    if (!p)
+    double *q = p ? realloc(t->step_cpu, (size_t)cap * sizeof(double)) : NULL;
+    if (p)
+      t->step_seconds = p;
+    if (!q)
       return; /* a missing timing is not worth stopping the run */
-    t->step_seconds = p;
+    t->step_cpu = q;
     t->cap_steps_timed = cap;
   }
-  t->step_seconds[t->n_steps_timed++] = seconds;
+  t->step_seconds[t->n_steps_timed] = seconds;
+  t->step_cpu[t->n_steps_timed++] = cpu;
+}
+
+/* Median of v[first..n) (v is reordered). */
+static double median_from(double *v, long first, long n) {
+  if (n - first < 1)
+    return NAN;
+  qsort(v + first, (size_t)(n - first), sizeof(double), cmp_double);
+  return v[first + (n - first) / 2];
 }
 
 /* With several ranks, one line per epoch: the time spent waiting for the gradient exchange. */
@@ -424,11 +450,6 @@ static void log_epoch_exchange(const trainer *t, int epoch, const hn_exchange_st
               "%.0f%% of the buckets were complete before the backward pass ended", epoch + 1, wait,
               100.0 * wait / (seconds > 0 ? seconds : 1e-9), 1e3 * wait / (double)steps,
               100.0 * (double)(now->done_early - at_start->done_early) / (double)buckets);
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 /* End of a run (collective): step time, exchange statistics and per-rank data memory. */
@@ -455,25 +476,25 @@ static int report_parallel(trainer *t) {
   if (n < 1)
     return HN_OK;
   /* the first step of a run pays for first touches of every buffer: leave it out when there are more */
-  double *sorted = malloc((size_t)n * sizeof(double));
-  double median = NAN, mean = 0;
   long first = n > 1 ? 1 : 0;
-  if (sorted) {
-    memcpy(sorted, t->step_seconds + first, (size_t)(n - first) * sizeof(double));
-    qsort(sorted, (size_t)(n - first), sizeof(double), cmp_double);
-    median = sorted[(n - first) / 2];
-    free(sorted);
-  }
+  double mean = 0;
   for (long i = first; i < n; i++)
     mean += t->step_seconds[i] / (double)(n - first);
+  /* medians: the wall time, and the CPU time of the slowest rank (ranks wait for it) */
+  double med[2] = {median_from(t->step_seconds, first, n), median_from(t->step_cpu, first, n)};
+  if (t->mpi->size > 1 && MPI_Allreduce(MPI_IN_PLACE, med, 2, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "reduction of the step times failed");
+  const double median = med[0];
   if (t->mpi->size < 2 || x.steps < 1 || x.buckets < 1) {
-    hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out)", n, 1e3 * median, 1e3 * mean);
+    hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out), CPU time per step %.2f ms", n,
+                1e3 * median, 1e3 * mean, 1e3 * med[1]);
     return HN_OK;
   }
-  hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out) | gradient exchange: %d bucket%s of "
+  hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out), CPU time per step %.2f ms | "
+              "gradient exchange: %d bucket%s of "
               "%zu KiB, overlap %s: waited %.2f ms per step (%.1f%% of the mean step), %.2f ms per step in MPI calls; "
               "buckets started during the backward pass %.0f%%, complete before it ended %.0f%%",
-              n, 1e3 * median, 1e3 * mean, t->ex.n_buckets, t->ex.n_buckets == 1 ? "" : "s",
+              n, 1e3 * median, 1e3 * mean, 1e3 * med[1], t->ex.n_buckets, t->ex.n_buckets == 1 ? "" : "s",
               t->ex.bucket_elems * sizeof(hn_real) / 1024, t->ex.overlap ? "on" : "off",
               1e3 * x.wait_seconds / (double)x.steps, 100.0 * x.wait_seconds / (double)x.steps / (mean > 0 ? mean : 1e-9),
               1e3 * x.comm_seconds / (double)x.steps, 100.0 * (double)x.started_early / (double)x.buckets,
@@ -501,7 +522,7 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   const int F = (int)t->train_info.n_features;
 
   const long step = t->prog.global_step + 1; /* for fault injection (hamnet/parallel.h) */
-  const double t_step = hn_wtime();
+  const double t_step = hn_wtime(), c_step = cpu_seconds();
 
   memset(t->model.grads, 0, np * sizeof(hn_real));
   if (hn_fault("nan", step)) /* the backward pass accumulates onto it */
@@ -568,7 +589,7 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   if (t->steps_log)
     fprintf(t->steps_log, "%ld\t%d\t%d\t%d\t%.17g\t%.17g\t%.17g\t%.3g\n", t->prog.global_step, epoch + 1, k + 1,
             t->model.layout.spec.depth, loss, sums[1] / sums[2], lr, flags[0]);
-  record_step_time(t, hn_wtime() - t_step);
+  record_step_time(t, hn_wtime() - t_step, cpu_seconds() - c_step);
 
   /* reversible drift above tolerance: keep exact states every `stride` layers from now on */
   if (flags[0] > cfg->train.reversible_tol && hn_workspace_reversible(t->ws) && hn_workspace_stride(t->ws) == 0) {
@@ -737,6 +758,7 @@ static int next_level(trainer *t) {
 static void trainer_free(trainer *t) {
   release_level(t);
   free(t->step_seconds);
+  free(t->step_cpu);
   if (t->have_model)
     hn_model_destroy(&t->model);
   hn_dataset_free(&t->epoch_data);
