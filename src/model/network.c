@@ -16,7 +16,8 @@
  *   narrow  for widths the GEMMs are too small for: the batch is cut into tiles of HN_TILE
  *           samples, each thread takes a contiguous range of tiles and carries each tile through
  *           all layers, forward and back (tile.c), while it stays in cache. The same workspace
- *           buffers hold the tiles' states, tile after tile ([n][HN_TILE] blocks). Each thread
+ *           buffers hold the tiles' states in [n][HN_TILE] blocks (stored mode: all of one
+ *           tile's layers together, so its backward pass reads contiguous memory). Each thread
  *           accumulates into its own copy of the gradient; the copies are added in thread order
  *           at the end (deterministic for a given thread count), so no gradient is final before
  *           then: the grad-ready callback is called once, with 0, at the end.
@@ -596,6 +597,17 @@ static hn_real *tile_block(const hn_workspace *ws, hn_real *buf, int k) {
   return buf + (size_t)k * ws->L.spec.width * TILE;
 }
 
+/* Stored mode on the narrow path keeps each tile's blocks of all layers together,
+ * [tile][slot][n][TILE]: the backward pass then walks one tile's saved states through contiguous
+ * memory. State buffers have N + 1 slots, the saved derivatives 2N (hamiltonian) or N. */
+static hn_real *saved_state(const hn_workspace *ws, hn_real *buf, int j, int k) {
+  return buf + ((size_t)k * (ws->L.spec.depth + 1) + j) * ws->L.spec.width * TILE;
+}
+static hn_real *saved_deriv(const hn_workspace *ws, int j, int k) {
+  const int slots = ws->L.spec.arch == HN_ARCH_HAMILTONIAN ? 2 * ws->L.spec.depth : ws->L.spec.depth;
+  return ws->derivs + ((size_t)k * slots + j) * ws->L.spec.width * TILE;
+}
+
 static const hn_real *layer_Kt(const hn_workspace *ws, int j) {
   return ws->Kt + (size_t)j * ws->L.spec.width * ws->L.spec.width;
 }
@@ -737,18 +749,18 @@ static hn_real *tile_forward(const hn_model *m, hn_workspace *ws, tile_scratch *
     memset(z, 0, (size_t)n * TILE * sizeof(hn_real));
     for (int j = 0; j < N; j++) {
       if (keep) {
-        copy_tile(tile_block(ws, stored(ws, ws->states, j), k), y, n);
-        copy_tile(tile_block(ws, stored(ws, ws->zstates, j), k), z, n);
+        copy_tile(saved_state(ws, ws->states, j, k), y, n);
+        copy_tile(saved_state(ws, ws->zstates, j, k), z, n);
       } else if (ck && stride > 0 && j % stride == 0) {
         copy_tile(tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k), y, n);
         copy_tile(tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), z, n);
       }
       hn_ham_tile_forward(&st, hn_layer_K(L, m->params, j), layer_Kt(ws, j), hn_layer_b(L, m->params, j), y, z,
-                          keep ? tile_block(ws, deriv(ws, 2 * j), k) : NULL,
-                          keep ? tile_block(ws, deriv(ws, 2 * j + 1), k) : NULL, t->work);
+                          keep ? saved_deriv(ws, 2 * j, k) : NULL,
+                          keep ? saved_deriv(ws, 2 * j + 1, k) : NULL, t->work);
     }
     if (keep)
-      copy_tile(tile_block(ws, stored(ws, ws->zstates, N), k), z, n);
+      copy_tile(saved_state(ws, ws->zstates, N, k), z, n);
     *other = z;
     return y;
   }
@@ -757,13 +769,13 @@ static hn_real *tile_forward(const hn_model *m, hn_workspace *ws, tile_scratch *
   copy_tile(prev, cur, n); /* y_{-1} = y_0 */
   for (int j = 0; j < N; j++) {
     if (keep) {
-      copy_tile(tile_block(ws, stored(ws, ws->states, j), k), cur, n);
+      copy_tile(saved_state(ws, ws->states, j, k), cur, n);
     } else if (ck && stride > 0 && j % stride == 0) {
       copy_tile(tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k), cur, n);
       copy_tile(tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), prev, n);
     }
     hn_leap_tile_forward(&st, hn_layer_K(L, m->params, j), layer_Kt(ws, j), hn_layer_b(L, m->params, j), cur, prev,
-                         keep ? tile_block(ws, deriv(ws, j), k) : NULL, t->work);
+                         keep ? saved_deriv(ws, j, k) : NULL, t->work);
     hn_real *tmp = cur;
     cur = prev;
     prev = tmp;
@@ -788,9 +800,9 @@ static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, 
       const hn_real *K = hn_layer_K(L, m->params, j);
       hn_real *dK = hn_layer_K(L, g, j), *db = hn_layer_b(L, g, j);
       if (keep) {
-        hn_ham_tile_backward_saved(&st, K, layer_Kt(ws, j), tile_block(ws, stored(ws, ws->states, j), k),
-                                   tile_block(ws, stored(ws, ws->zstates, j + 1), k), tile_block(ws, deriv(ws, 2 * j), k),
-                                   tile_block(ws, deriv(ws, 2 * j + 1), k), gy, gz, dK, db, t->work);
+        hn_ham_tile_backward_saved(&st, K, layer_Kt(ws, j), saved_state(ws, ws->states, j, k),
+                                   saved_state(ws, ws->zstates, j + 1, k), saved_deriv(ws, 2 * j, k),
+                                   saved_deriv(ws, 2 * j + 1, k), gy, gz, dK, db, t->work);
         continue;
       }
       hn_ham_tile_backward(&st, K, layer_Kt(ws, j), hn_layer_b(L, m->params, j), y, z, gy, gz, dK, db, t->work);
@@ -809,7 +821,7 @@ static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, 
     const hn_real *K = hn_layer_K(L, m->params, j);
     hn_real *dK = hn_layer_K(L, g, j), *db = hn_layer_b(L, g, j);
     if (keep) {
-      hn_leap_tile_backward_saved(&st, K, layer_Kt(ws, j), tile_block(ws, stored(ws, ws->states, j), k), tile_block(ws, deriv(ws, j), k),
+      hn_leap_tile_backward_saved(&st, K, layer_Kt(ws, j), saved_state(ws, ws->states, j, k), saved_deriv(ws, j, k),
                                   gy, gz, dK, db, t->work);
       continue;
     }
