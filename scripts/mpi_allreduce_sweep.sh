@@ -15,7 +15,7 @@ build=${BUILD:-$here/build}
 ranks=2
 min=8
 max=$((64 << 20))
-reps=20
+reps=30
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in

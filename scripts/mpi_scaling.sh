@@ -64,7 +64,7 @@ EOF
 echo "   overlap fraction (median over steps and ranks): $overlap"
 rm -rf "$out/run1" "$out/run2"
 echo "3/3 allreduce sweep on 2 ranks"
-BUILD=$build "$here/scripts/mpi_allreduce_sweep.sh" --ranks 2 --min 4096 --max $((64 << 20)) --reps 15 \
+BUILD=$build "$here/scripts/mpi_allreduce_sweep.sh" --ranks 2 --min 4096 --max $((64 << 20)) --reps 30 \
   --out "$out/sweep.tsv" >/dev/null
 model=(/usr/bin/python3 "$here/scripts/scaling_model.py" --sweep "$out/sweep.tsv" --train-log "$out/train.log"
        --batch $batch --bytes-per-param $bpp --overlap-fraction "$overlap")

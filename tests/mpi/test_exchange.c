@@ -198,65 +198,69 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Max over ranks of each repetition's time, then best and median over repetitions. */
-static void summarize(double *t, int reps, double *best, double *median) {
-  MPI_Allreduce(MPI_IN_PLACE, t, reps, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  qsort(t, (size_t)reps, sizeof(double), cmp_double);
-  *best = t[0];
-  *median = t[reps / 2];
+/* One timed call of `method` (0 MPI_Allreduce, 1 MPI_Iallreduce + Wait, 2 hn_exchange) on count
+ * elements; the slowest rank's time. */
+static double time_once(int method, hn_real *a, hn_real *b, int count, size_t bucket_kb) {
+  hn_exchange ex;
+  if (method == 2 && hn_exchange_create(&ex, MPI_COMM_WORLD, b, (size_t)count, bucket_kb * 1024, 0) != HN_OK)
+    return NAN;
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = MPI_Wtime();
+  if (method == 0) {
+    MPI_Allreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD);
+  } else if (method == 1) {
+    MPI_Request req;
+    MPI_Iallreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD, &req);
+    MPI_Wait(&req, MPI_STATUS_IGNORE);
+  } else {
+    hn_exchange_begin(&ex);
+    hn_exchange_finish(&ex);
+  }
+  double t = MPI_Wtime() - t0;
+  if (method == 2)
+    hn_exchange_destroy(&ex);
+  MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return t;
 }
 
+/* Repetitions are the outer loop, so that a burst of load from other processes spoils one
+ * repetition of many sizes rather than every repetition of one size; best and median per size. */
 static int sweep(size_t min_bytes, size_t max_bytes, int reps, size_t bucket_kb) {
   size_t max_n = max_bytes / sizeof(hn_real);
+  int n_sizes = 0;
+  for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 2)
+    n_sizes++;
   hn_real *a = hn_alloc(max_n, sizeof(hn_real), HN_MEM_GRADS, "send");
   hn_real *b = hn_alloc(max_n, sizeof(hn_real), HN_MEM_GRADS, "recv");
-  double *t = malloc((size_t)reps * sizeof(double));
-  if (!a || !b || !t)
+  double *t = malloc((size_t)3 * (size_t)n_sizes * (size_t)reps * sizeof(double));
+  if (!a || !b || !t || n_sizes == 0)
     return 1;
   for (size_t i = 0; i < max_n; i++)
     a[i] = value(rank, i);
+  for (int m = 0; m < 3; m++) /* warm-up: every path once at the largest size */
+    time_once(m, a, b, (int)max_n, bucket_kb);
+  for (int r = 0; r < reps; r++) {
+    size_t bytes = min_bytes;
+    for (int k = 0; k < n_sizes; k++, bytes *= 2)
+      for (int m = 0; m < 3; m++)
+        t[((size_t)m * n_sizes + (size_t)k) * (size_t)reps + (size_t)r] =
+            time_once(m, a, b, (int)(bytes / sizeof(hn_real)), bucket_kb);
+  }
   if (rank == 0) {
     printf("# MPI allreduce sweep: %d ranks, %s (%zu bytes per element), %d repetitions (max over ranks, then "
-           "best/median)\n", size, HN_REAL_NAME, sizeof(hn_real), reps);
+           "best/median; sizes interleaved within each repetition)\n", size, HN_REAL_NAME, sizeof(hn_real), reps);
     printf("bytes\tallreduce_best_s\tallreduce_median_s\tiallreduce_best_s\tiallreduce_median_s\t"
            "exchange_best_s\texchange_median_s\n");
-  }
-  for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 2) {
-    int count = (int)(bytes / sizeof(hn_real));
-    double r[6];
-    for (int k = 0; k < 3; k++) { /* warm-up */
-      MPI_Allreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD);
+    size_t bytes = min_bytes;
+    for (int k = 0; k < n_sizes; k++, bytes *= 2) {
+      printf("%zu", bytes);
+      for (int m = 0; m < 3; m++) {
+        double *v = t + ((size_t)m * n_sizes + (size_t)k) * (size_t)reps;
+        qsort(v, (size_t)reps, sizeof(double), cmp_double);
+        printf("\t%.9f\t%.9f", v[0], v[reps / 2]);
+      }
+      printf("\n");
     }
-    for (int i = 0; i < reps; i++) {
-      MPI_Barrier(MPI_COMM_WORLD);
-      double t0 = MPI_Wtime();
-      MPI_Allreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD);
-      t[i] = MPI_Wtime() - t0;
-    }
-    summarize(t, reps, &r[0], &r[1]);
-    for (int i = 0; i < reps; i++) {
-      MPI_Request req;
-      MPI_Barrier(MPI_COMM_WORLD);
-      double t0 = MPI_Wtime();
-      MPI_Iallreduce(a, b, count, HN_MPI_REAL, MPI_SUM, MPI_COMM_WORLD, &req);
-      MPI_Wait(&req, MPI_STATUS_IGNORE);
-      t[i] = MPI_Wtime() - t0;
-    }
-    summarize(t, reps, &r[2], &r[3]);
-    hn_exchange ex;
-    if (hn_exchange_create(&ex, MPI_COMM_WORLD, b, (size_t)count, bucket_kb * 1024, 0) != HN_OK)
-      return 1;
-    for (int i = 0; i < reps; i++) {
-      MPI_Barrier(MPI_COMM_WORLD);
-      double t0 = MPI_Wtime();
-      hn_exchange_begin(&ex);
-      hn_exchange_finish(&ex);
-      t[i] = MPI_Wtime() - t0;
-    }
-    hn_exchange_destroy(&ex);
-    summarize(t, reps, &r[4], &r[5]);
-    if (rank == 0)
-      printf("%zu\t%.9f\t%.9f\t%.9f\t%.9f\t%.9f\t%.9f\n", bytes, r[0], r[1], r[2], r[3], r[4], r[5]);
     fflush(stdout);
   }
   free(t);
