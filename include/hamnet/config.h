@@ -83,6 +83,8 @@ typedef struct {
     int spectra;      /* 0/1: ScaLAPACK spectra per layer */
     double band_low;  /* stability monitor: warn when accumulated amplification leaves */
     double band_high; /* [band_low, band_high] */
+    int spectra_distributed_width; /* layers at least this wide: ScaLAPACK over all ranks */
+    double max_overhead;           /* diagnostics time / training time allowed (0 = no limit) */
   } diagnostics;
 
   /* [parallel] */

@@ -2,7 +2,7 @@
  *
  * The file's kind comes from its root attribute `format`; each kind has one function here:
  *   "hamnet-checkpoint"   inspect_checkpoint   (to be written with the checkpoint module)
- *   "hamnet-diagnostics"  inspect_diagnostics  (to be written with the diagnostics module)
+ *   "hamnet-diagnostics"  inspect_diagnostics  (hn_diag_print_summary)
  *   absent or "hamnet-dataset"  inspect_dataset (files written by h5py have no `format`)
  * Each returns the command's exit code and prints on stdout (one JSON object with --json). */
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "hamnet/checkpoint.h"
 #include "hamnet/data.h"
+#include "hamnet/diag.h"
 #include "hamnet/error.h"
 #include "hamnet/log.h"
 
@@ -23,7 +24,10 @@ static void usage(FILE *out) {
           "  data set (format \"hamnet-dataset\" or none, e.g. written by h5py): samples, sample shape,\n"
           "      classes and per-class counts, min/max/mean of X, whether checksummed. Reads the whole\n"
           "      file (in blocks) and validates it like training does: labels in range, X finite.\n"
-          "  checkpoint (\"hamnet-checkpoint\"), diagnostics (\"hamnet-diagnostics\"): not yet implemented.\n\n"
+          "  checkpoint (\"hamnet-checkpoint\"): not yet implemented.\n"
+          "  diagnostics (\"hamnet-diagnostics\", RUN_DIR/diagnostics.h5): network, records, the newest\n"
+          "      record's losses, ||y_j|| and ||dL/dy_j|| ranges and max/min, spectra, the stability\n"
+          "      monitor's amplification and flags, and the cost of the diagnostics passes.\n\n"
           "Options:\n"
           "  --json       print one JSON object instead of text\n"
           "  -h, --help   this text\n");
@@ -102,11 +106,12 @@ static int inspect_checkpoint(const char *path, int json) {
   return HN_EXIT_OK;
 }
 
-/* Diagnostics files (format "hamnet-diagnostics"): to be filled in by the diagnostics module. */
+/* Diagnostics files (format "hamnet-diagnostics"): summary from src/diag/diag_read.c. */
 static int inspect_diagnostics(const char *path, int json) {
-  (void)json;
-  fprintf(stderr, "hamnet inspect: %s holds diagnostics; diagnostics inspection is not yet implemented\n", path);
-  return HN_EXIT_ERROR;
+  int status = hn_diag_print_summary(path, json, stdout);
+  if (status != HN_OK)
+    return hn_cli_fail(status);
+  return HN_EXIT_OK;
 }
 
 int hn_cmd_inspect(int argc, char **argv) {

@@ -172,6 +172,12 @@ static const key_desc keys[] = {
           "Warn when the accumulated amplification falls below this"),
     K_DBL(diagnostics, band_high, 0.0, INFINITY, F_MIN_OPEN, "1e3",
           "Warn when the accumulated amplification rises above this"),
+    K_INT(diagnostics, spectra_distributed_width, 1, 65536, "256",
+          "Layers at least this wide are distributed block-cyclically over all ranks for the spectra; "
+          "narrower ones go whole to one rank each"),
+    K_DBL(diagnostics, max_overhead, 0.0, 1.0, F_MAX_OPEN, "0.05",
+          "Time budget: a pass drops its spectra, or is skipped, when diagnostics would take more than this "
+          "fraction of the training time (the first pass always runs); 0 = every pass in full"),
 
     /* [parallel] */
     K_INT(parallel, bucket_kb, 1, 1048576, "1024", "Gradient allreduce bucket size in KiB"),

@@ -819,8 +819,11 @@ static int train_body(trainer *t, hn_train_result *res) {
   }
   HN_TRY(check_same_start(t));
   HN_TRY(hn_mpi_agree(open_steps_log(t)));
-  if (cfg->diagnostics.every_epochs > 0)
+  if (cfg->diagnostics.every_epochs > 0) {
     HN_TRY(hn_mpi_agree(hn_diag_open(&t->diag, t->run_dir, cfg, resumed)));
+    if (resumed) /* records written after this checkpoint are dropped */
+      hn_diag_set_resume_step(t->diag, t->prog.global_step);
+  }
 
   const hn_layout *L = &t->model.layout;
   hn_log_info("model: %s, %s, opening %s, width %d, depth %d%s, T = %g (h = %.4g), %zu parameters; data: %lld "
