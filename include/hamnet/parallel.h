@@ -115,11 +115,15 @@ void hn_epoch_shard_free(hn_epoch_shard *s);
  * starts the rest and waits. Sums: the model already scaled by 1 / global batch, so the sum
  * is the mean.
  *
- * The reduction is not in place: results land in a receive buffer of the same size and are
- * copied back bucket by bucket as each completes. (Open MPI's libnbc picks the binomial tree
- * for in-place Iallreduce - log2 P full-size transfers - but Rabenseifner's reduce-scatter +
- * allgather, ~2 (P-1)/P of the buffer per rank, for separate buffers from 4 ranks and 64 KiB
- * up. The price is one more gradient-sized buffer, counted as HN_MEM_GRADS.)
+ * Algorithm: Rabenseifner's reduce-scatter + allgather (about 2 (P-1)/P of a bucket sent and
+ * received per rank, 2 log2 P rounds), in place. Open MPI's libnbc chooses its algorithm by
+ * itself: a binomial tree (log2 P full-size transfers, all the summing on one rank) below 4
+ * ranks, and for in-place calls at any size; Rabenseifner only for separate buffers from 4
+ * ranks and 64 KiB up. hn_mpi_init therefore sets OMPI_MCA_coll_libnbc_iallreduce_algorithm=3
+ * (Rabenseifner always) unless the user set it, and with that value the exchange runs in
+ * place: no receive buffer and no copies. With any other value the exchange uses a receive
+ * buffer (one more gradient-sized buffer, HN_MEM_GRADS) and copies each bucket back as it
+ * completes, so that libnbc's own choice from 4 ranks is still Rabenseifner.
  *
  * overlap = 0 starts every bucket in hn_exchange_finish (for comparison). With one rank no
  * MPI call is made. HAMNET_BENCH_SKIP_EXCHANGE=1 in the environment (benchmarks only) skips the
@@ -140,7 +144,7 @@ typedef struct {
   MPI_Comm comm;
   int size;
   hn_real *grads;
-  hn_real *recv;       /* receive buffer [n] (HN_MEM_GRADS); NULL with one rank or skip */
+  hn_real *recv;       /* receive buffer [n] (HN_MEM_GRADS); NULL: in place, one rank or skip */
   size_t n;
   size_t bucket_elems;
   int n_buckets;

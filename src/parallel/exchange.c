@@ -43,7 +43,12 @@ int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real *grads, size_t n,
     hn_exchange_destroy(ex);
     return HN_ENOMEM;
   }
-  if (ex->size > 1 && !ex->skip && n > 0) {
+  /* In place when libnbc is told to use Rabenseifner for every size (hamnet's default, set in
+   * hn_mpi_init): that algorithm then copies nothing. Any other setting: separate buffers, so
+   * that libnbc's own choice from 4 ranks is Rabenseifner, not the binomial tree. */
+  const char *alg = getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm");
+  const int in_place = alg && strcmp(alg, "3") == 0;
+  if (ex->size > 1 && !ex->skip && n > 0 && !in_place) {
     ex->recv = hn_alloc(n, sizeof(hn_real), HN_MEM_GRADS, "allreduce receive buffer");
     if (!ex->recv) {
       hn_exchange_destroy(ex);
@@ -91,7 +96,10 @@ static int start_bucket(hn_exchange *ex, int k) {
   size_t lo, hi;
   hn_exchange_bucket_range(ex, k, &lo, &hi);
   ex->t_start[k] = hn_wtime() - ex->t_begin;
-  int rc = MPI_Iallreduce(ex->grads + lo, ex->recv + lo, (int)(hi - lo), HN_MPI_REAL, MPI_SUM, ex->comm, &ex->req[k]);
+  int rc = ex->recv ? MPI_Iallreduce(ex->grads + lo, ex->recv + lo, (int)(hi - lo), HN_MPI_REAL, MPI_SUM, ex->comm,
+                                     &ex->req[k])
+                    : MPI_Iallreduce(MPI_IN_PLACE, ex->grads + lo, (int)(hi - lo), HN_MPI_REAL, MPI_SUM, ex->comm,
+                                     &ex->req[k]);
   if (rc != MPI_SUCCESS) {
     ex->req[k] = MPI_REQUEST_NULL;
     return hn_fail(HN_EMPI, "MPI_Iallreduce of gradient bucket %d failed", k);
@@ -100,14 +108,16 @@ static int start_bucket(hn_exchange *ex, int k) {
   return HN_OK;
 }
 
-/* Buckets done_idx[0..count) are complete: copy their sums back into the gradient buffer. */
+/* Buckets done_idx[0..count) are complete: copy their sums back into the gradient buffer
+ * (separate buffers only). */
 static void collect(hn_exchange *ex, int count) {
   double now = hn_wtime() - ex->t_begin;
   for (int i = 0; i < count; i++) {
     int k = ex->done_idx[i];
     size_t lo, hi;
     hn_exchange_bucket_range(ex, k, &lo, &hi);
-    memcpy(ex->grads + lo, ex->recv + lo, (hi - lo) * sizeof(hn_real));
+    if (ex->recv)
+      memcpy(ex->grads + lo, ex->recv + lo, (hi - lo) * sizeof(hn_real));
     ex->t_done[k] = now;
   }
   ex->pending -= count;

@@ -297,10 +297,22 @@ int main(int argc, char **argv) {
   check_buckets();
   const size_t sizes[] = {1, 1023, 1024, 1025, 100003};
   const size_t buckets[] = {4096, 8192, 1 << 20};
-  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-    for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
-      for (int overlap = 0; overlap <= 1; overlap++)
-        check_sums(sizes[i], buckets[j], overlap, 777);
+  /* in place (hamnet's default algorithm, set by hn_mpi_init) and with a receive buffer */
+  const char *algs[] = {"3", "0"};
+  for (int a = 0; a < 2; a++) {
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", algs[a], 1);
+    hn_real one;
+    hn_exchange probe;
+    CHECK_OK(hn_exchange_create(&probe, MPI_COMM_WORLD, &one, 1, 4096, 1));
+    CHECK((probe.recv != NULL) == (size > 1 && a == 1), "algorithm %s: receive buffer %p", algs[a],
+          (void *)probe.recv);
+    hn_exchange_destroy(&probe);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+      for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
+        for (int overlap = 0; overlap <= 1; overlap++)
+          check_sums(sizes[i], buckets[j], overlap, 777);
+  }
+  setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 1);
   check_overlap();
   check_skip();
   check_agreement();
