@@ -81,16 +81,21 @@ void hn_workspace_destroy(hn_workspace *ws);
  *   narrow  tiles of HN_TILE samples, one thread per tile, each carried through all layers while
  *           it stays in cache (hamiltonian and leapfrog only); per-thread gradient copies added in
  *           thread order at the end, so the grad-ready callback fires once, with 0, at the end;
- *   auto    narrow for hamiltonian / leapfrog of width <= HN_NARROW_MAX_WIDTH, wide otherwise.
+ *   auto    narrow for hamiltonian / leapfrog up to width HN_NARROW_MAX_WIDTH in reversible mode
+ *           (and for evaluation), HN_NARROW_MAX_WIDTH_STORED in stored mode; wide otherwise.
  * Both give the same results up to rounding; probes always run the wide path. Results are
  * bitwise reproducible for a given path, config, seed and number of OpenMP threads. The narrow
  * path allocates its per-thread scratch for omp_get_max_threads() at this call (and uses at
  * most that many). HN_EINVAL for narrow with resnet / antisym. */
 int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path);
-/* The auto threshold, from `hamnet bench` on both paths (README "Performance"): on the 2-core
- * development machine the narrow path is ahead up to width ~32-48 on one thread, and threads
- * scale it better (one parallel region per pass instead of ~14 per layer). */
+/* The auto thresholds, from `hamnet bench` on both paths (README "Performance"). On the 2-core
+ * development machine, one thread: reversible mode, narrow ahead 2.2x at width 8, even at 32-48,
+ * 15% behind at 64 - but it runs one parallel region per pass instead of ~14 per layer, which
+ * matters with threads (under load the wide path's barriers cost several times its work);
+ * stored mode, narrow ahead up to 16 and 20-30% behind from 32 on (the saved states stream
+ * through the caches and push K_j, K_j^T and dK_j out, which the tiles reread). */
 #define HN_NARROW_MAX_WIDTH 64
+#define HN_NARROW_MAX_WIDTH_STORED 16
 int hn_workspace_narrow(const hn_workspace *ws); /* 1 when the narrow path is in use */
 int hn_workspace_reversible(const hn_workspace *ws);
 int hn_workspace_stride(const hn_workspace *ws);

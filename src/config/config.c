@@ -154,7 +154,8 @@ static const key_desc keys[] = {
     K_INT(train, threads, 0, 65536, "0", "OpenMP threads per rank; 0 = OMP_NUM_THREADS or all cores"),
     K_ENUM(train, kernel, kernel_path_name_i, HN_KERNEL_COUNT, "auto",
           "Pass implementation: narrow = tiles of samples carried through all layers (small widths), "
-          "wide = layer by layer with GEMMs; auto: narrow for hamiltonian/leapfrog of width <= 64"),
+          "wide = layer by layer with GEMMs; auto: narrow for hamiltonian/leapfrog of width <= 64 "
+          "(reversible) or <= 16 (stored)"),
     K_LONG(train, max_steps, 0, LONG_MAX, "0", "Stop after this many optimizer steps in total; 0 = no limit"),
 
     /* [checkpoint] */

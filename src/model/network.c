@@ -214,7 +214,8 @@ int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path) {
     return hn_fail(HN_EINVAL, "[train] kernel = narrow supports arch hamiltonian and leapfrog (arch is %s); "
                    "use kernel = auto or wide", hn_arch_name(sp->arch));
   const int narrow = path == HN_KERNEL_NARROW ||
-                     (path == HN_KERNEL_AUTO && reversible_arch && sp->width <= HN_NARROW_MAX_WIDTH);
+                     (path == HN_KERNEL_AUTO && reversible_arch &&
+                      sp->width <= (ws->reversible ? HN_NARROW_MAX_WIDTH : HN_NARROW_MAX_WIDTH_STORED));
   free_tile_scratch(ws);
   ws->kernel = path;
   ws->narrow = 0;

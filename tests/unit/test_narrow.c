@@ -183,14 +183,16 @@ static void test_grad_ready(void) {
 
 static void test_choice(void) {
   for (int arch = 0; arch < HN_ARCH_COUNT; arch++)
-    for (int width = 4; width <= 256; width *= 4) {
+    for (int width = 4; width <= 256; width *= 2) {
+      const int rev = hn_arch_is_reversible((hn_arch)arch) && width % 8 == 0; /* both modes */
       problem p;
       setup(&p, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_DENSE, width, 2, 8, 1);
       hn_workspace *ws = NULL;
-      CHECK_OK(hn_workspace_create(&ws, &p.m.layout, 8, 0, 0));
-      const int expect = hn_arch_is_reversible((hn_arch)arch) && width <= HN_NARROW_MAX_WIDTH;
-      CHECK(hn_workspace_narrow(ws) == expect, "auto: %s width %d takes the %s path", hn_arch_name(arch), width,
-            expect ? "narrow" : "wide");
+      CHECK_OK(hn_workspace_create(&ws, &p.m.layout, 8, rev, 0));
+      const int expect = hn_arch_is_reversible((hn_arch)arch) &&
+                         width <= (rev ? HN_NARROW_MAX_WIDTH : HN_NARROW_MAX_WIDTH_STORED);
+      CHECK(hn_workspace_narrow(ws) == expect, "auto: %s width %d, %s mode takes the %s path", hn_arch_name(arch),
+            width, rev ? "reversible" : "stored", expect ? "narrow" : "wide");
       CHECK_OK(hn_workspace_set_kernel(ws, HN_KERNEL_WIDE));
       CHECK(!hn_workspace_narrow(ws), "wide on request");
       int status = hn_workspace_set_kernel(ws, HN_KERNEL_NARROW);
