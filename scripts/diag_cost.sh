@@ -2,7 +2,7 @@
 # diag_cost.sh - what the diagnostics cost: each configuration is trained with diagnostics off
 # ([diagnostics] every_epochs = 0), at the default cadence (every_epochs = 1 with the default
 # time budget max_overhead = 0.05), and with every pass in full (max_overhead = 0), REPEATS times
-# interleaved; prints the median wall times, the overhead of the default against off (the
+# interleaved; prints the best wall times, the overhead of the default against off (the
 # README's "<= 5%" claim), and from the diagnostics files the cost of one pass and of its
 # ScaLAPACK spectra.
 #
@@ -85,15 +85,16 @@ for name in "${names[@]}"; do
 done
 
 /usr/bin/python3 - "$results" "$ranks" <<'EOF'
-import sys, statistics, h5py, numpy as np
+import sys, h5py, numpy as np
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 ranks = sys.argv[2]
 names = list(dict.fromkeys(r[0] for r in rows))
-print(f"\n{ranks} rank(s). Wall time of `hamnet train` (median of the repeats); overhead against diagnostics off.")
+print(f"\n{ranks} rank(s). Wall time of `hamnet train`, the best of the repeats (the least disturbed by other "
+      f"load; medians in results.tsv); overhead against diagnostics off.")
 print("| config | off s | default s | overhead | full s | overhead | records (spectra) at default | one pass s | spectra s | in-run share (default) |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for n in names:
-    t = {m: statistics.median(float(r[3]) for r in rows if r[0] == n and r[1] == m) for m in ("off", "default", "full")}
+    t = {m: min(float(r[3]) for r in rows if r[0] == n and r[1] == m) for m in ("off", "default", "full")}
     dflt = [r[4] for r in rows if r[0] == n and r[1] == "default"][-1]
     full = [r[4] for r in rows if r[0] == n and r[1] == "full"][-1]
     with h5py.File(dflt + "/diagnostics.h5", "r") as f:
@@ -102,7 +103,7 @@ for n in names:
         share = float(f["scalars/diag_overhead"][nrec - 1]) if nrec else float("nan")
     with h5py.File(full + "/diagnostics.h5", "r") as f:
         n2 = len(f["record/step"])
-        # median over passes after the first (which also sets up ScaLAPACK's workspaces)
+        # median over the passes after the first (which also sets up ScaLAPACK's workspaces)
         ds = f["scalars/diag_seconds"][1:n2] if n2 > 1 else f["scalars/diag_seconds"][:n2]
         ss = f["scalars/spectra_seconds"][1:n2] if n2 > 1 else f["scalars/spectra_seconds"][:n2]
         one, spec = float(np.median(ds)), float(np.median(ss))

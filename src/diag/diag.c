@@ -195,7 +195,25 @@ static int spectra_pass(hn_diag *d, const hn_model *m, hn_monitor_result *mon) {
   const int N = L->spec.depth, n = L->spec.width;
   hn_diag_row *r = &d->row;
   double t0 = hn_wtime();
-  HN_TRY(hn_spectra_layers(d->sp, L, m->params, d->ls, r->sv, r->eig_re, r->eig_im));
+  int status = hn_spectra_layers(d->sp, L, m->params, d->ls, r->sv, r->eig_re, r->eig_im);
+  if (status == HN_ENUMERIC || status == HN_EINTERNAL) {
+    /* A diagnostic must not end the training: record no spectra, say why, go on. (Non-finite
+     * weights end it anyway, through the trainer's divergence check.) The status is agreed. */
+    hn_log_warn("diagnostics: no spectra at this pass: %s", hn_errmsg());
+    hn_error_clear();
+    for (size_t i = 0; i < (size_t)N * n; i++)
+      r->sv[i] = r->eig_re[i] = r->eig_im[i] = NAN;
+    for (int j = 0; j < N; j++) {
+      hn_layer_spectrum *x = &d->ls[j];
+      x->sv_max = x->sv_min = x->log_norm = x->eig_re_max = x->eig_abs_max = x->amplification = x->h_sv_max = NAN;
+    }
+    mon->flags = HN_DIAG_FLAG_NONFINITE;
+    mon->amplification = mon->log_amp_per_time = mon->shrink_factor = NAN;
+    *hn_row(r, DS_MON_FLAGS) = mon->flags;
+    *hn_row(r, DS_SPECTRA_S) = hn_wtime() - t0;
+    return HN_OK;
+  }
+  HN_TRY(status);
   *hn_row(r, DS_SPECTRA_S) = hn_wtime() - t0;
   hn_monitor_evaluate(L->spec.arch, N, n, (double)L->spec.final_time / N, L->spec.final_time,
                       d->cfg.diagnostics.band_low, d->cfg.diagnostics.band_high, d->ls, r->eig_re, r->eig_im, mon);

@@ -367,6 +367,43 @@ static void test_pass(hn_arch arch) {
   hn_model_destroy(&m);
 }
 
+/* Weights that are not finite: the pass records NaN spectra and the NONFINITE flag instead of
+ * failing (a diagnostic must not end the training). */
+static void test_nonfinite(void) {
+  char run[128];
+  snprintf(run, sizeof run, "%s/run_nan", tdir);
+  mkdir(run, 0777);
+  hn_config cfg = small_config(HN_ARCH_RESNET, 4, 3);
+  cfg.diagnostics.max_overhead = 0;
+  hn_model_spec spec = {HN_ARCH_RESNET, HN_ACT_TANH, HN_OPEN_PAD, 4, 3, 2, 2, 2.0, 0.01};
+  hn_model m;
+  CHECK_OK(hn_model_create(&m, &spec));
+  hn_model_init_params(&m, 3, 1.0);
+  hn_layer_K(&m.layout, m.params, 1)[5] = (hn_real)NAN;
+  hn_workspace *ws = NULL;
+  CHECK_OK(hn_workspace_create(&ws, &m.layout, 2, 0, 0));
+  hn_real X[4] = {0.1f, 0.2f, -0.3f, 0.4f};
+  int32_t y[2] = {0, 1};
+  hn_diag *d = NULL;
+  CHECK_OK(hn_diag_open(&d, run, &cfg, 0));
+  hn_log_level lvl = hn_log_get_level();
+  hn_log_set_level(HN_LOG_QUIET);
+  hn_diag_scalars s = {1, 1, 0.5, 0.75, NAN, NAN, 0.01, 100.0, 0.0, 0.0, 0.1};
+  CHECK_OK(hn_diag_record(d, &m, ws, X, y, 2, 2, &s));
+  hn_log_set_level(lvl);
+  hn_diag_close(d);
+  char path[192];
+  snprintf(path, sizeof path, "%s/diagnostics.h5", run);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  double flags[1], sv[3];
+  read_all(f, "/monitor/flags", flags);
+  read_all(f, "/spectra/sv_max", sv);
+  CHECK(flags[0] == HN_DIAG_FLAG_NONFINITE && isnan(sv[0]) && isnan(sv[2]), "flags %g sv %g", flags[0], sv[0]);
+  H5Fclose(f);
+  hn_workspace_destroy(ws);
+  hn_model_destroy(&m);
+}
+
 /* The budget: with a tiny max_overhead, passes after the first drop their spectra or are skipped. */
 static void test_budget(void) {
   char run[128];
@@ -421,6 +458,7 @@ int main(int argc, char **argv) {
   test_file();
   test_pass(HN_ARCH_HAMILTONIAN);
   test_pass(HN_ARCH_RESNET);
+  test_nonfinite();
   test_budget();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tdir);
