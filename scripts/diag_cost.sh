@@ -74,12 +74,14 @@ for name in "${names[@]}"; do
       rm -rf "$dir"
       sets=()
       for kv in $(config "$name") $(mode_sets "$mode") checkpoint.every_epochs=0; do sets+=(--set "$kv"); done
-      t0=$(date +%s.%N)
-      "${launch[@]}" "$hamnet" train /dev/null --run-dir "$dir" "${sets[@]}" --quiet >"$dir.log" 2>&1 ||
-        { echo "diag_cost.sh: $name $mode failed: $(tail -3 "$dir.log")" >&2; exit 1; }
-      t1=$(date +%s.%N)
-      printf '%s\t%s\t%d\t%s\t%s\n' "$name" "$mode" "$r" "$(echo "$t1 - $t0" | bc)" "$dir" >>"$results"
-      echo "$name $mode #$r: $(echo "$t1 - $t0" | bc) s"
+      # wall and CPU (user + system, all processes) seconds: CPU time is far less disturbed by
+      # other load on the machine than wall time
+      /usr/bin/time -f "%e %U %S" -o "$dir.time" "${launch[@]}" "$hamnet" train /dev/null --run-dir "$dir" \
+        "${sets[@]}" --quiet >"$dir.log" 2>&1 || { echo "diag_cost.sh: $name $mode failed: $(tail -3 "$dir.log")" >&2; exit 1; }
+      read -r wall user sys <"$dir.time"
+      cpu=$(echo "$user + $sys" | bc)
+      printf '%s\t%s\t%d\t%s\t%s\t%s\n' "$name" "$mode" "$r" "$wall" "$dir" "$cpu" >>"$results"
+      echo "$name $mode #$r: wall $wall s, CPU $cpu s"
     done
   done
 done
@@ -89,12 +91,13 @@ import sys, h5py, numpy as np
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 ranks = sys.argv[2]
 names = list(dict.fromkeys(r[0] for r in rows))
-print(f"\n{ranks} rank(s). Wall time of `hamnet train`, the best of the repeats (the least disturbed by other "
-      f"load; medians in results.tsv); overhead against diagnostics off.")
-print("| config | off s | default s | overhead | full s | overhead | records (spectra) at default | one pass s | spectra s | in-run share (default) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print(f"\n{ranks} rank(s). Wall and CPU time of `hamnet train`, the best of the repeats (the least disturbed by "
+      f"other load; every run in results.tsv); overhead against diagnostics off.")
+print("| config | off s | default s | overhead | full s | overhead | CPU off s | CPU default s | CPU overhead | records (spectra) at default | one pass s | spectra s | in-run share (default) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n in names:
     t = {m: min(float(r[3]) for r in rows if r[0] == n and r[1] == m) for m in ("off", "default", "full")}
+    c = {m: min(float(r[5]) for r in rows if r[0] == n and r[1] == m) for m in ("off", "default", "full")}
     dflt = [r[4] for r in rows if r[0] == n and r[1] == "default"][-1]
     full = [r[4] for r in rows if r[0] == n and r[1] == "full"][-1]
     with h5py.File(dflt + "/diagnostics.h5", "r") as f:
@@ -108,7 +111,8 @@ for n in names:
         ss = f["scalars/spectra_seconds"][1:n2] if n2 > 1 else f["scalars/spectra_seconds"][:n2]
         one, spec = float(np.median(ds)), float(np.median(ss))
     print(f"| {n} | {t['off']:.2f} | {t['default']:.2f} | {100 * (t['default'] / t['off'] - 1):+.1f}% | "
-          f"{t['full']:.2f} | {100 * (t['full'] / t['off'] - 1):+.1f}% | {nrec} ({nspec}) | {one:.4f} | {spec:.4f} | "
+          f"{t['full']:.2f} | {100 * (t['full'] / t['off'] - 1):+.1f}% | {c['off']:.2f} | {c['default']:.2f} | "
+          f"{100 * (c['default'] / c['off'] - 1):+.1f}% | {nrec} ({nspec}) | {one:.4f} | {spec:.4f} | "
           f"{100 * share:.1f}% |")
 print("\n'one pass s' / 'spectra s': median per pass with every pass in full (diag_seconds, spectra_seconds); "
       "'in-run share': the time budget's own measure (diag_overhead of the last record).")

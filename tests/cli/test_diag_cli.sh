@@ -139,7 +139,7 @@ echo "not hdf5" >rs/diagnostics.h5
 rc=0
 "$HAMNET" train cfg.ini --run-dir rs --set train.epochs=4 >rs3.log 2>&1 || rc=$?
 [[ $rc == 1 ]] || fail "foreign diagnostics file: exit $rc, expected 1: $(cat rs3.log)"
-grep -q "diagnostics.h5" rs3.log && grep -q "move" rs3.log || fail "message: $(cat rs3.log)"
+grep -q "move rs/diagnostics.h5 away" rs3.log || fail "message: $(cat rs3.log)"
 
 # --- spectra off: probes only, monitor off --------------------------------------------------------
 run ns --set diagnostics.spectra=0
