@@ -250,17 +250,56 @@ static int write_record(hn_diag *d, long step) {
   return hn_diagfile_append(d->path, &d->row);
 }
 
-/* What this pass may do within the budget: the time spent in diagnostics, counting this pass at
- * the cost of the latest one, may be at most max_overhead times the rest of the wall time since
- * open (the training proper: "adds at most 5% to the training time"). The first pass always runs
- * in full (nothing is known about its cost yet). Rank 0 decides and broadcasts; collective. */
-static int decide(hn_diag *d, const hn_diag_scalars *s, double now) {
+/* Seconds the spectra of the whole network will take, from timing layer 0 (collective: every
+ * rank takes part in the distributed case; rank 0's clock counts). Layer 0 is computed twice and
+ * the second run timed, so that the workspace queries of the first do not inflate the estimate. */
+static double spectra_estimate(hn_diag *d, const hn_model *m) {
+  hn_layout one = m->layout;
+  one.spec.depth = 1; /* a view of layer 0 only */
+  hn_layer_spectrum ls;
+  double t = 0;
+  for (int k = 0; k < 2; k++) {
+    double t0 = hn_wtime();
+    if (hn_spectra_layers(d->sp, &one, m->params, &ls, NULL, NULL, NULL) != HN_OK) {
+      hn_error_clear();
+      return INFINITY; /* the real pass will report what is wrong */
+    }
+    t = hn_wtime() - t0;
+  }
+  const int N = m->layout.spec.depth;
+  const int spread = m->layout.spec.width < d->cfg.diagnostics.spectra_distributed_width || d->size == 1;
+  return t * (spread ? (N + d->size - 1) / d->size : N);
+}
+
+/* What this pass may do within the budget ([diagnostics] max_overhead = f): the time spent in
+ * diagnostics, counting this pass at the cost of the latest one, may be at most f times the rest
+ * of the wall time since open (the training proper: "adds at most f to the training time").
+ * The first pass has no measured cost yet: it takes its spectra when their estimate (one layer
+ * timed) fits into f times the projected training time of the whole run (elapsed + this
+ * epoch's time for each epoch still to come), so that the monitor looks at the network early
+ * whenever the run can afford it, and a short run is not dominated by one expensive pass.
+ * Rank 0 decides and broadcasts; collective. */
+static int decide(hn_diag *d, const hn_model *m, const hn_diag_scalars *s, double now) {
   const double f = d->cfg.diagnostics.max_overhead;
   const int full = d->sp ? PASS_FULL : PASS_PROBE;
-  if (f <= 0 || d->passes == 0)
+  if (f <= 0)
     return full;
   int mode = full;
-  if (d->rank == 0) {
+  if (d->passes == 0) {
+    if (!d->sp)
+      return PASS_PROBE;
+    double est = spectra_estimate(d, m); /* collective */
+    d->cost_spectra = est;                /* what later passes plan with until it is measured */
+    if (d->rank == 0) {
+      int left = d->cfg.train.epochs - s->epoch;
+      double projected = (now - d->t_open) + (left > 0 ? left : 0) * s->epoch_seconds;
+      mode = est <= f * projected ? PASS_FULL : PASS_PROBE;
+      if (mode != PASS_FULL)
+        hn_log_info("diagnostics epoch %d: first pass without spectra: they would take about %.3g s, more than "
+                    "[diagnostics] max_overhead = %g of the projected training time (%.3g s); they follow once the "
+                    "budget allows (max_overhead = 0: every pass in full)", s->epoch, est, f, projected);
+    }
+  } else if (d->rank == 0) {
     double allowed = f * (now - d->t_open - d->spent); /* f of the training time proper */
     if (d->sp && d->spent + d->cost_probe + d->cost_spectra <= allowed)
       mode = PASS_FULL;
@@ -287,7 +326,7 @@ static int decide(hn_diag *d, const hn_diag_scalars *s, double now) {
 int hn_diag_record(hn_diag *d, hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *y, int B,
                    int64_t B_global, const hn_diag_scalars *s) {
   const double t0 = hn_wtime();
-  const int mode = decide(d, s, t0);
+  const int mode = decide(d, m, s, t0);
   if (mode < 0)
     return hn_fail(HN_EMPI, "diagnostics: broadcast of the pass decision failed");
   if (mode == PASS_SKIP) {

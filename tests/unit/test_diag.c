@@ -404,7 +404,8 @@ static void test_nonfinite(void) {
   hn_model_destroy(&m);
 }
 
-/* The budget: with a tiny max_overhead, passes after the first drop their spectra or are skipped. */
+/* The budget: with a tiny max_overhead even the first pass drops its spectra and the others are
+ * skipped; with a generous one and a long projected run the first pass has them. */
 static void test_budget(void) {
   char run[128];
   snprintf(run, sizeof run, "%s/run_budget", tdir);
@@ -436,7 +437,20 @@ static void test_budget(void) {
   CHECK(R == 1, "with a budget of 1e-6 only the first pass is made (%ld records)", R);
   double sp[1];
   read_all(f, "/scalars/spectra_seconds", sp);
-  CHECK(isfinite(sp[0]), "the first pass has its spectra");
+  CHECK(isnan(sp[0]), "the first pass cannot afford its spectra either");
+  H5Fclose(f);
+
+  /* a generous budget and a long projected run: the first pass takes its spectra */
+  cfg.diagnostics.max_overhead = 0.5;
+  CHECK_OK(hn_diag_open(&d, run, &cfg, 0));
+  hn_log_set_level(HN_LOG_WARN);
+  hn_diag_scalars s1 = {1, 10, 0.5, 0.75, NAN, NAN, 0.01, 100.0, 0.0, 0.0, 100.0 /* epoch seconds */};
+  CHECK_OK(hn_diag_record(d, &m, ws, X, y, 4, 4, &s1));
+  hn_log_set_level(lvl);
+  hn_diag_close(d);
+  f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  read_all(f, "/scalars/spectra_seconds", sp);
+  CHECK(rows(f, "/record/step", NULL) == 1 && isfinite(sp[0]), "first pass with spectra when affordable");
   H5Fclose(f);
   hn_workspace_destroy(ws);
   hn_model_destroy(&m);
