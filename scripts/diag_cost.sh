@@ -9,10 +9,10 @@
 #   scripts/diag_cost.sh [--out DIR] [--repeats R] [--ranks P] [--hamnet BIN] [--only NAME]
 #
 # Defaults: DIR runs/diag_cost, R 3, P 1, BIN build/hamnet. Configurations (NAME):
-#   ham512   ellipses, hamiltonian, width 8, depth 512, T 10, 30 epochs (the depth study's run)
+#   ham512   ellipses, hamiltonian, width 8, depth 512, T 10, 60 epochs (the depth study's network)
 #   res512   the same with resnet (Euler: eigenvalues as well, about 2x the spectra)
-#   anti128  peaks, antisym, width 32, depth 128, T 5, 6 epochs (8000 samples)
-#   wide256  peaks, resnet, width 256, depth 8, T 1, 3 epochs (layers at the distributed width:
+#   anti128  peaks, antisym, width 32, depth 128, T 5, 12 epochs (8000 samples)
+#   wide256  peaks, resnet, width 256, depth 8, T 1, 8 epochs (layers at the distributed width:
 #            ScaLAPACK over all ranks)
 # Timings on a shared or busy machine are noisy: rerun on a quiet one before quoting them.
 set -euo pipefail
@@ -45,13 +45,13 @@ launch=()
 config() { # NAME -> the --set options of that configuration
   case "$1" in
     ham512) echo "data.train=$out/ellipses/train.h5 data.val=$out/ellipses/val.h5 model.arch=hamiltonian model.width=8
-                  model.depth=512 model.final_time=10 model.opening=dense train.epochs=30 train.alpha_t=1e-6" ;;
+                  model.depth=512 model.final_time=10 model.opening=dense train.epochs=60 train.alpha_t=1e-6" ;;
     res512) echo "data.train=$out/ellipses/train.h5 data.val=$out/ellipses/val.h5 model.arch=resnet model.width=8
-                  model.depth=512 model.final_time=10 model.opening=dense train.epochs=30 train.alpha_t=1e-6" ;;
+                  model.depth=512 model.final_time=10 model.opening=dense train.epochs=60 train.alpha_t=1e-6" ;;
     anti128) echo "data.train=$out/peaks/train.h5 data.val=$out/peaks/val.h5 model.arch=antisym model.width=32
-                   model.depth=128 model.final_time=5 model.opening=dense train.epochs=6" ;;
+                   model.depth=128 model.final_time=5 model.opening=dense train.epochs=12" ;;
     wide256) echo "data.train=$out/peaks/train.h5 data.val=$out/peaks/val.h5 model.arch=resnet model.width=256
-                   model.depth=8 model.final_time=1 model.opening=dense train.epochs=3 train.batch_size=256" ;;
+                   model.depth=8 model.final_time=1 model.opening=dense train.epochs=8 train.batch_size=256" ;;
   esac
 }
 modes=(off default full)

@@ -251,8 +251,9 @@ static int write_record(hn_diag *d, long step) {
 }
 
 /* Seconds the spectra of the whole network will take, from timing layer 0 (collective: every
- * rank takes part in the distributed case; rank 0's clock counts). Layer 0 is computed twice and
- * the second run timed, so that the workspace queries of the first do not inflate the estimate. */
+ * rank takes part in the distributed case; rank 0's clock counts). A cheap layer (< 10 ms) is
+ * computed a second time and that run timed, so that the workspace queries of the first do not
+ * inflate the estimate; for an expensive one they are negligible. */
 static double spectra_estimate(hn_diag *d, const hn_model *m) {
   hn_layout one = m->layout;
   one.spec.depth = 1; /* a view of layer 0 only */
@@ -265,6 +266,11 @@ static double spectra_estimate(hn_diag *d, const hn_model *m) {
       return INFINITY; /* the real pass will report what is wrong */
     }
     t = hn_wtime() - t0;
+    int again = t < 0.01;
+    if (d->size > 1 && MPI_Bcast(&again, 1, MPI_INT, 0, d->comm) != MPI_SUCCESS)
+      return INFINITY;
+    if (!again)
+      break;
   }
   const int N = m->layout.spec.depth;
   const int spread = m->layout.spec.width < d->cfg.diagnostics.spectra_distributed_width || d->size == 1;
