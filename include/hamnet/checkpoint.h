@@ -15,10 +15,14 @@
  *   /optimizer       attributes kind ("sgd"|"adam"), step (int64); datasets m1 [n_params] and
  *                    (adam) m2 [n_params] in the flat parameter layout (hamnet/model.h)
  *   /progress        attributes epoch, step_in_epoch, global_step, samples_seen, level,
- *                    best_val_accuracy, best_epoch, lr, recon_stride
+ *                    best_val_accuracy, best_epoch, lr, recon_stride; optional (float64, 0 when
+ *                    absent) epoch_loss_sum, epoch_correct, epoch_count, epoch_reg_sum,
+ *                    epoch_recon, epoch_seconds: totals of the epoch under way (hn_progress)
  *   /progress/history [n_epochs, HN_HISTORY_COLS] one row per finished epoch (see below), float64,
  *                    with a string attribute `columns` naming the columns (for h5py users)
- *   /config          attribute text: the resolved INI configuration of the run
+ *   /config          attribute text: the resolved INI configuration of the run; text_crc32 (int64):
+ *                    zlib's CRC-32 of the text (strings live in HDF5's global heap, which has no
+ *                    checksum; files without the attribute are read unchecked)
  * Parameter datasets are stored in the build's precision (float32 or float64), chunked, with
  * HDF5's fletcher32 checksum filter, so that a flipped byte fails the read instead of
  * loading silently. The file uses HDF5's 1.8 format (readable by HDF5 >= 1.8 and h5py), whose
@@ -61,6 +65,13 @@ typedef struct {
   int best_epoch;
   double lr;
   int recon_stride;       /* reversible fallback stride in force (0 = pure reversible) */
+  /* Running totals of the epoch under way (all 0 at an epoch boundary), so that the history row
+   * of an epoch that was interrupted and resumed equals the uninterrupted one: sums over its
+   * steps of the cross-entropy (summed over samples), correct predictions, samples and the
+   * regulariser; the worst reconstruction error; the wall seconds spent on it so far. Stored as
+   * optional /progress attributes epoch_loss_sum, epoch_correct, epoch_count, epoch_reg_sum,
+   * epoch_recon, epoch_seconds (float64; 0 when absent). */
+  double epoch_loss_sum, epoch_correct, epoch_count, epoch_reg_sum, epoch_recon, epoch_seconds;
   int n_history;          /* rows in history */
   double *history;        /* [n_history][HN_HISTORY_COLS], malloc'ed (free with hn_progress_free) */
 } hn_progress;

@@ -78,11 +78,31 @@ int hn_level_depth(const hn_config *cfg, int level);
 int hn_level_epochs(const hn_config *cfg, int level);
 
 /* --- signals ---------------------------------------------------------------------------------
- * SIGUSR1, SIGTERM and SIGINT set a flag; the training loop checks it at every step boundary
- * (all ranks agree through the per-step reduction), writes a checkpoint and returns
- * HN_ESTOPPED. A second signal while checkpointing does not interrupt the write. */
-void hn_signals_install(void);
-int hn_signals_pending(void); /* the signal number received, 0 if none */
+ * SIGUSR1, SIGTERM and SIGINT set a flag; the training loop finishes the step under way, and
+ * at its end (all ranks agree through the per-step reduction: a signal on any rank stops every
+ * rank after the same step) writes a checkpoint and returns HN_ESTOPPED (exit code 75).
+ * The first signal wins; further signals are counted but change nothing - in particular they
+ * never interrupt a checkpoint write (which is atomic anyway: .tmp, fsync, rename).
+ *
+ * SIGTERM has a deadline, because it is what schedulers and mpirun send before SIGKILL and
+ * what MPI_Abort sends to the healthy ranks: HAMNET_TERM_DEADLINE seconds (whole seconds,
+ * default HN_TERM_DEADLINE_DEFAULT; 0 = no deadline). At the step boundary the loop writes the
+ * checkpoint only if the last checkpoint write of this run took less than half the time left;
+ * otherwise it stops at once without one. Independently, a watchdog (alarm(2)) armed by the
+ * first SIGTERM ends the process with exit code 75 and a one-line message on stderr when the
+ * deadline expires before the orderly stop has finished - e.g. a rank blocked in MPI_Allreduce
+ * whose peer died, or a checkpoint write that is slower than expected. The newest complete
+ * checkpoint is then what the next run resumes from. Set the deadline below the launcher's
+ * grace period (Slurm KillWait, default 30 s; Open MPI's mpirun gives odls_base_sigkill_timeout,
+ * 1 s by default, after forwarding SIGTERM - under mpirun send SIGUSR1, which it forwards). */
+#define HN_TERM_DEADLINE_DEFAULT 20
+void hn_signals_install(void);     /* reads HAMNET_TERM_DEADLINE; installs the handlers */
+int hn_signals_pending(void);      /* the first stop signal received, 0 if none */
+const char *hn_signal_name(int sig); /* "SIGUSR1", "SIGTERM", "SIGINT" */
+int hn_signals_count(void);        /* stop signals received so far (capped at 1000) */
+double hn_signals_elapsed(void);   /* seconds since the first stop signal (0 if none) */
+double hn_signals_term_left(void); /* seconds left before the SIGTERM deadline; HUGE_VAL if none runs */
+int hn_signals_term_deadline(void); /* the deadline in force, seconds (0 = none) */
 
 /* --- evaluation ------------------------------------------------------------------------------
  * Loss and accuracy of a checkpoint on a data file, sharded over the world's ranks: rank r

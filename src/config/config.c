@@ -588,8 +588,8 @@ static int parse_value(hn_config *cfg, const key_desc *k, const char *s, const c
         snprintf(why, whysize, "contains a control character");
         return -1;
       }
-      if (*c == ';' && c > s && is_space(c[-1])) {
-        snprintf(why, whysize, "contains ' ;', which starts a comment in an INI file");
+      if (*c == ';' && (c == s || is_space(c[-1]))) { /* written back as "key = ;...": a comment */
+        snprintf(why, whysize, "starts with ';' or contains ' ;', which starts a comment in an INI file");
         return -1;
       }
     }

@@ -15,6 +15,7 @@
 #include "data/data_internal.h"
 #include "hamnet/data.h"
 #include "hamnet/error.h"
+#include "hamnet/h5guard.h"
 #include "hamnet/mem.h"
 #include "hamnet/parallel.h"
 
@@ -180,7 +181,11 @@ static int dataset_shape(const char *path, const char *name, hid_t dset, H5T_cla
     return hn_fail(HN_EFORMAT, "%s: cannot read the type of %s%s", path, name, detail(&d));
   *cls = H5Tget_class(type);
   type_name(type, tname, 16);
+  size_t tsize = H5Tget_size(type);
   close_id(&type);
+  if (tsize == 0 || tsize > 16) /* no number type is wider: a damaged header (HDF5 would convert through it) */
+    return hn_fail(HN_EFORMAT, "%s: %s has elements of %zu bytes; no integer or floating-point type is that wide "
+                   "(a corrupted file?)", path, name, tsize);
   hid_t space = H5Dget_space(dset);
   if (space < 0)
     return hn_fail(HN_EFORMAT, "%s: cannot read the shape of %s%s", path, name, detail(&d));
@@ -873,6 +878,8 @@ int hn_file_format(const char *path, char *buf, size_t size) {
   h5_detail d;
   hid_t file = H5I_INVALID_HID, attr = H5I_INVALID_HID, type = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
   int status = open_file(path, &file);
+  if (status == HN_OK) /* the format attribute is a string from HDF5's unchecksummed global heap */
+    status = hn_h5_check_heaps(path);
   if (status != HN_OK)
     goto out;
   htri_t exists = H5Aexists(file, "format");
@@ -1006,7 +1013,14 @@ int hn_dataset_write(const char *path, const hn_dataset *ds) {
   h5_quiet q;
   quiet_on(&q);
   h5_detail d;
-  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* The 1.8 file format: superblock and object headers carry checksums, so a damaged header is
+   * refused by HDF5 instead of being parsed (HDF5 1.10 has memory-safety bugs on corrupted
+   * unchecksummed metadata). h5py and HDF5 >= 1.8 read it. */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0)
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  close_id(&fapl);
   if (file < 0) {
     status = hn_fail(HN_EIO, "cannot create %s (does its directory exist and is it writable?)%s", tmp, detail(&d));
     goto out;

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "hamnet/data.h"
@@ -105,6 +106,20 @@ static int idx_expect_end(idx_file *f, const char *what) {
   return HN_OK;
 }
 
+/* Before allocating for what a header promises: can the file hold `payload` bytes after its
+ * header? A plain file needs them all; a gzipped one at least payload / 1032 bytes (deflate's
+ * largest compression ratio), so a crafted 30-byte header cannot make us allocate gigabytes. */
+static int idx_plausible(const idx_file *f, double payload, int header) {
+  struct stat st;
+  if (stat(f->path, &st) != 0)
+    return HN_OK; /* the reads will report it */
+  double have = (double)st.st_size - header;
+  if (gzdirect(f->gz) ? payload > have : payload > 1032.0 * (double)st.st_size + 65536.0)
+    return hn_fail(HN_EFORMAT, "%s: truncated: its header promises %.0f bytes of data, but the %s has only %lld "
+                   "bytes", f->path, payload, gzdirect(f->gz) ? "file" : "gzipped file", (long long)st.st_size);
+  return HN_OK;
+}
+
 int hn_import_idx(const char *images, const char *labels, hn_dataset *out) {
   memset(out, 0, sizeof *out);
   idx_file fi, fl;
@@ -121,6 +136,11 @@ int hn_import_idx(const char *images, const char *labels, hn_dataset *out) {
                      (long long)n, labels, (long long)fl.dims[0]);
     goto done;
   }
+  /* (sizes beyond HN_DATA_MAX_BYTES are refused by hn_dataset_alloc below, with their own message) */
+  double pixels = (double)n * (double)fi.dims[1] * (double)fi.dims[2];
+  if (pixels * sizeof(float) <= (double)HN_DATA_MAX_BYTES &&
+      ((status = idx_plausible(&fi, pixels, 16)) != HN_OK || (status = idx_plausible(&fl, (double)n, 8)) != HN_OK))
+    goto done;
   int64_t dims[3] = {1, fi.dims[1], fi.dims[2]};
   if ((status = hn_dataset_alloc(out, n, 3, dims, 0)) != HN_OK) {
     hn_fail_context(status, "%s", images);

@@ -34,10 +34,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "hamnet/build_info.h"
 #include "hamnet/checkpoint.h"
 #include "hamnet/error.h"
+#include "hamnet/h5guard.h"
 #include "hamnet/log.h"
 #include "hamnet/mem.h"
 #include "io/io_internal.h"
@@ -286,6 +288,7 @@ static int open_file(ck_file *c, int64_t *file_bytes) {
     return hn_fail(HN_EIO, "cannot open %s: %s", c->path, strerror(errno));
   fclose(probe);
   *file_bytes = (int64_t)st.st_size;
+  HN_TRY(hn_h5_check_heaps(c->path)); /* before HDF5 reads its unchecksummed string heap */
   htri_t is = H5Fis_hdf5(c->path);
   if (is == 0)
     return hn_fail(HN_EFORMAT, "%s is not a hamnet checkpoint (not an HDF5 file)", c->path);
@@ -323,6 +326,18 @@ static int read_progress_attrs(ck_file *c) {
   HN_TRY(hn_h5_read_attr_f64(c->path, g, w, "lr", &p->lr, NULL));
   HN_TRY(read_int_attr(c, g, w, "recon_stride", 0, INT_MAX, &v));
   p->recon_stride = (int)v;
+  /* Optional (absent in files of older builds: 0). */
+  static const char *const partial[6] = {"epoch_loss_sum", "epoch_correct", "epoch_count",
+                                         "epoch_reg_sum",  "epoch_recon",   "epoch_seconds"};
+  double *dst[6] = {&p->epoch_loss_sum, &p->epoch_correct, &p->epoch_count,
+                    &p->epoch_reg_sum,  &p->epoch_recon,   &p->epoch_seconds};
+  for (int i = 0; i < 6; i++) {
+    int present = 0;
+    *dst[i] = 0;
+    HN_TRY(hn_h5_read_attr_f64(c->path, g, w, partial[i], dst[i], &present));
+    if (!present)
+      *dst[i] = 0;
+  }
   return HN_OK;
 }
 
@@ -508,8 +523,21 @@ static int read_history(ck_file *c, double **out) {
   return HN_OK;
 }
 
+/* Variable-length strings live in HDF5's global heap, which carries no checksum: the config
+ * text has its own CRC-32 (attribute text_crc32; files without it are read unchecked). */
 static int read_config(ck_file *c, char **text) {
-  return hn_h5_read_attr_str(c->path, c->g_config, "/config", "text", text, NULL);
+  HN_TRY(hn_h5_read_attr_str(c->path, c->g_config, "/config", "text", text, NULL));
+  int64_t crc = 0;
+  int present = 0;
+  int status = hn_h5_read_attr_i64(c->path, c->g_config, "/config", "text_crc32", 0, UINT32_MAX, &crc, &present);
+  if (status == HN_OK && present &&
+      (uint64_t)crc != (uint64_t)crc32(0L, (const Bytef *)*text, (uInt)strlen(*text)))
+    status = hn_fail(HN_EFORMAT, "checksum mismatch in the /config text of %s (the file is corrupted)", c->path);
+  if (status != HN_OK) {
+    free(*text);
+    *text = NULL;
+  }
+  return status;
 }
 
 int hn_ckpt_read(const char *path, hn_model *m, hn_ckpt_optimizer *opt, hn_progress *prog, char **config_text) {
@@ -927,9 +955,18 @@ static int write_model_dataset(const char *tmp, hid_t loc, const hn_model *m, in
   return status;
 }
 
+/* Attributes stay in the group's object header, which carries a checksum in the 1.8 format,
+ * up to this many (HDF5's default moves more than 8 to a "dense" fractal heap whose blocks have
+ * no checksum - /model and /progress have more than 8). */
+#define CK_MAX_COMPACT_ATTRS 64
+
 static int create_group(const char *tmp, hid_t loc, const char *name, const char *full, hid_t *g) {
   hn_h5_err d;
-  *g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+  if (gcpl >= 0)
+    H5Pset_attr_phase_change(gcpl, CK_MAX_COMPACT_ATTRS, CK_MAX_COMPACT_ATTRS - 8);
+  *g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl >= 0 ? gcpl : H5P_DEFAULT, H5P_DEFAULT);
+  hn_h5_close(&gcpl);
   if (*g < 0)
     return hn_fail(HN_EIO, "cannot write checkpoint %s: creating %s failed%s", tmp, full, hn_h5_detail(&d));
   return HN_OK;
@@ -1017,6 +1054,12 @@ static int write_progress(const char *tmp, hid_t file, const hn_progress *p) {
       (status = hn_h5_write_attr_i64(tmp, g, w, "best_epoch", H5T_STD_I32LE, p->best_epoch)) != HN_OK ||
       (status = hn_h5_write_attr_f64(tmp, g, w, "lr", p->lr)) != HN_OK ||
       (status = hn_h5_write_attr_i64(tmp, g, w, "recon_stride", H5T_STD_I32LE, p->recon_stride)) != HN_OK ||
+      (status = hn_h5_write_attr_f64(tmp, g, w, "epoch_loss_sum", p->epoch_loss_sum)) != HN_OK ||
+      (status = hn_h5_write_attr_f64(tmp, g, w, "epoch_correct", p->epoch_correct)) != HN_OK ||
+      (status = hn_h5_write_attr_f64(tmp, g, w, "epoch_count", p->epoch_count)) != HN_OK ||
+      (status = hn_h5_write_attr_f64(tmp, g, w, "epoch_reg_sum", p->epoch_reg_sum)) != HN_OK ||
+      (status = hn_h5_write_attr_f64(tmp, g, w, "epoch_recon", p->epoch_recon)) != HN_OK ||
+      (status = hn_h5_write_attr_f64(tmp, g, w, "epoch_seconds", p->epoch_seconds)) != HN_OK ||
       (status = write_dataset(tmp, g, "/progress/history", "history", 2, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                               sizeof(double), H5S_ALL, p->history, 1)) != HN_OK)
     goto out;
@@ -1037,6 +1080,9 @@ static int write_config(const char *tmp, hid_t file, const char *text) {
   int status = create_group(tmp, file, "config", "/config", &g);
   if (status == HN_OK)
     status = hn_h5_write_attr_str(tmp, g, "/config", "text", text);
+  if (status == HN_OK)
+    status = hn_h5_write_attr_i64(tmp, g, "/config", "text_crc32", H5T_STD_I64LE,
+                                  (int64_t)crc32(0L, (const Bytef *)text, (uInt)strlen(text)));
   return close_group(tmp, &g, "/config", status);
 }
 

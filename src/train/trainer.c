@@ -7,6 +7,7 @@
  *   stop and divergence here) -> optimiser update -> at cadence: validation, checkpoint (io),
  *   progress.
  * Every rank runs the same code on the same global schedule; only rank 0 prints and writes. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -70,6 +71,11 @@ typedef struct {
   double *step_cpu;             /* process CPU time (all threads) of every step */
   long n_steps_timed, cap_steps_timed;
   hn_exchange_stats ex_done;    /* exchanges of finished multilevel stages */
+
+  /* stop requests (signals.c) */
+  double last_ckpt_seconds; /* wall time of the last checkpoint write (agreed; 0 before the first) */
+  int stop_signal;          /* the signal all ranks agreed to stop on */
+  int stop_without_ckpt;    /* SIGTERM deadline too close for a checkpoint */
 } trainer;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -217,9 +223,25 @@ static hn_model_spec model_spec(const trainer *t, int depth) {
 /* ---------------------------------------------------------------------------------------- */
 /* checkpoints */
 
+static int params_finite(const hn_real *p, size_t n);
+
 static int write_checkpoint(trainer *t, int also_best) {
   int status = HN_OK;
+  /* Never save parameters that overflowed (the step that follows would report divergence, but
+   * the checkpoint would already have replaced a good one). The same test on every rank. */
+  if (!params_finite(t->model.params, t->model.layout.n_params))
+    return hn_fail(HN_ENUMERIC, "training diverged at step %ld: the parameters are no longer finite, so no "
+                   "checkpoint is written (the last good checkpoint in %s is kept); lower [train] lr (now %g) or "
+                   "init_scale, or use a stable architecture", t->prog.global_step, t->run_dir, t->cfg->train.lr);
+  double t_write = hn_wtime();
   if (t->mpi->rank == 0) {
+    /* steps.tsv must hold every step the checkpoint covers (a process killed later loses only
+     * lines that resuming drops anyway); if it cannot, the checkpoint is not written either. */
+    if (t->steps_log && (fflush(t->steps_log) != 0 || (fsync(fileno(t->steps_log)) != 0 && errno != EINVAL)))
+      status = hn_fail(HN_EIO, "cannot write %s/steps.tsv: %s; no checkpoint is written (the previous one is "
+                       "kept)", t->run_dir, strerror(errno));
+  }
+  if (t->mpi->rank == 0 && status == HN_OK) {
     char name[64], path[HN_PATH_MAX + 64];
     hn_ckpt_name(t->prog.global_step, name, sizeof name);
     snprintf(path, sizeof path, "%s/%s", t->run_dir, name);
@@ -236,10 +258,17 @@ static int write_checkpoint(trainer *t, int also_best) {
         status = hn_ckpt_write(path, &t->model, &opt, &t->prog, t->config_text);
       }
     } else {
-      hn_fail_context(status, "writing checkpoint %s (the previous checkpoint is kept)", path);
+      struct stat st;
+      if (stat(path, &st) == 0) /* only the fsync of the folder failed: the new file is in place */
+        hn_fail_context(status, "writing checkpoint %s (it is in place, but may not survive a crash of the "
+                        "machine)", path);
+      else
+        hn_fail_context(status, "writing checkpoint %s (the previous checkpoint is kept)", path);
     }
   }
-  return hn_mpi_agree(status);
+  status = hn_mpi_agree(status);
+  t->last_ckpt_seconds = hn_wtime() - t_write; /* made the same on every rank by the per-step reduction */
+  return status;
 }
 
 /* Model-defining settings must match the checkpoint's; the rest may change on resume. */
@@ -280,10 +309,47 @@ static int check_resume_config(trainer *t, const char *path, const char *stored_
 }
 
 /* Resume from the newest valid checkpoint in run_dir, if any. *resumed = 1 when it did. */
+/* Checkpoint files (ckpt-<step>.h5 exactly; never .tmp) in run_dir with a step above `above`.
+ * With `quarantine`, each is renamed to NAME.corrupt (kept for inspection, but no longer a
+ * checkpoint: pruning would otherwise count it among the newest and delete good ones). */
+static int scan_checkpoints(const trainer *t, long long above, int quarantine) {
+  DIR *dp = opendir(t->run_dir);
+  if (!dp)
+    return 0;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(dp)) != NULL) {
+    const char *name = de->d_name;
+    size_t digits = strncmp(name, "ckpt-", 5) == 0 ? strspn(name + 5, "0123456789") : 0;
+    if (digits == 0 || digits > 18 || strcmp(name + 5 + digits, ".h5") != 0 || strtoll(name + 5, NULL, 10) <= above)
+      continue;
+    n++;
+    if (quarantine) {
+      char from[HN_PATH_MAX + 300], to[HN_PATH_MAX + 310];
+      snprintf(from, sizeof from, "%s/%s", t->run_dir, name);
+      snprintf(to, sizeof to, "%s.corrupt", from);
+      if (rename(from, to) == 0)
+        hn_log_warn("renamed the unreadable checkpoint %s to %s (newer than the one resumed from)", from, to);
+      else
+        hn_log_warn("cannot rename the unreadable checkpoint %s: %s", from, strerror(errno));
+    }
+  }
+  closedir(dp);
+  return n;
+}
+
+/* Resume from the newest valid checkpoint in run_dir, if any. *resumed = 1 when it did. A run
+ * folder whose checkpoints all fail to read back is an error, not a fresh start: the cause may
+ * be passing (a file system hiccup), and starting over would prune them. */
 static int try_resume(trainer *t, int *resumed) {
   char path[HN_PATH_MAX];
   *resumed = 0;
   if (hn_ckpt_find_latest(t->run_dir, path, sizeof path) != HN_OK) {
+    int present = scan_checkpoints(t, -1, 0);
+    if (present > 0)
+      return hn_fail(HN_EFORMAT, "%s holds %d checkpoint file%s but none reads back completely (see the warnings "
+                     "above); nothing was changed. To start over, move them away or choose another --run-dir",
+                     t->run_dir, present, present == 1 ? "" : "s");
     hn_error_clear();
     return HN_OK;
   }
@@ -395,6 +461,8 @@ static int grads_finite(const hn_real *g, size_t n) {
     acc += g[i] * 0; /* NaN and Inf survive multiplication by 0, finite values give 0 */
   return acc == 0;
 }
+
+static int params_finite(const hn_real *p, size_t n) { return grads_finite(p, n); }
 
 typedef struct {
   double loss_sum, correct, count, reg_sum; /* summed over the epoch's steps */
@@ -551,14 +619,16 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
     status = xstatus;
   double R = hn_regularizer(&t->model.layout, t->model.params, t->model.grads, cfg->train.alpha_t, cfg->train.alpha_w);
 
-  /* per-step agreement: sums of loss/accuracy, and the worst of the flags */
+  /* per-step agreement: sums of loss/accuracy, and the worst of the flags. A stop signal on
+   * any rank stops all of them after this step; flags[4] is minus the least time left before a
+   * SIGTERM deadline (-inf: none), flags[5] the duration of the last checkpoint write. */
   double sums[3] = {st.loss_sum, (double)st.correct, (double)st.count};
-  double flags[4] = {st.recon_error, (double)hn_signals_pending(),
+  double flags[6] = {st.recon_error, (double)hn_signals_pending(),
                      (!isfinite(st.loss_sum) || !grads_finite(t->model.grads, np)) ? 1.0 : 0.0,
-                     status != HN_OK ? 1.0 : 0.0};
+                     status != HN_OK ? 1.0 : 0.0, -hn_signals_term_left(), t->last_ckpt_seconds};
   if (t->mpi->size > 1) {
     if (MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, t->mpi->comm) != MPI_SUCCESS ||
-        MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
+        MPI_Allreduce(MPI_IN_PLACE, flags, 6, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
       return hn_fail(HN_EMPI, "per-step reduction failed (a rank may have died)");
   }
   if (flags[3] != 0) { /* every rank is here: agree on the failure and pass its message on */
@@ -584,6 +654,12 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   tot->reg_sum += R;
   tot->recon = fmax(tot->recon, flags[0]);
   tot->steps++;
+  /* the epoch's totals so far travel with the checkpoint (exact history rows after a resume) */
+  t->prog.epoch_loss_sum = tot->loss_sum;
+  t->prog.epoch_correct = tot->correct;
+  t->prog.epoch_count = tot->count;
+  t->prog.epoch_reg_sum = tot->reg_sum;
+  t->prog.epoch_recon = tot->recon;
   t->max_recon = fmax(t->max_recon, flags[0]);
   t->recon_since_diag = fmax(t->recon_since_diag, flags[0]);
   if (t->steps_log)
@@ -602,8 +678,15 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
     HN_TRY(hn_workspace_create(&t->ws, &t->model.layout, t->max_local_batch, 1, t->prog.recon_stride));
     HN_TRY(hn_workspace_set_kernel(t->ws, cfg->train.kernel));
   }
-  if (flags[1] != 0)
+  if (flags[1] != 0) {
+    /* Stop after this step. Under a SIGTERM deadline, write the checkpoint only if the last
+     * write took less than half the time left (every rank sees the same numbers). */
+    double left = -flags[4];
+    t->stop_signal = (int)flags[1];
+    t->last_ckpt_seconds = flags[5];
+    t->stop_without_ckpt = isfinite(left) && 2.0 * flags[5] >= left;
     return HN_ESTOPPED;
+  }
   return HN_OK;
 }
 
@@ -658,17 +741,36 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
   HN_TRY(hn_mpi_agree(load_epoch(t, epoch)));
   epoch_totals tot;
   memset(&tot, 0, sizeof tot);
-  double t0 = hn_wtime();
   int first = (int)t->prog.step_in_epoch;
+  if (first > 0) { /* resumed inside the epoch: carry on with its totals */
+    tot.loss_sum = t->prog.epoch_loss_sum;
+    tot.correct = t->prog.epoch_correct;
+    tot.count = t->prog.epoch_count;
+    tot.reg_sum = t->prog.epoch_reg_sum;
+    tot.recon = t->prog.epoch_recon;
+    tot.steps = first;
+  }
+  double t0 = hn_wtime() - (first > 0 ? t->prog.epoch_seconds : 0.0);
   const hn_exchange_stats ex0 = t->ex.stats;
   hn_progress_epoch_begin(&t->display, epoch, t->n_batches, first);
   for (int k = first; k < t->n_batches; k++) {
     int status = train_step(t, epoch, k, &tot);
+    t->prog.epoch_seconds = hn_wtime() - t0;
     if (status == HN_ESTOPPED) {
       hn_progress_interrupt(&t->display);
-      hn_log_info("stop requested by signal %d: writing a checkpoint at step %ld", hn_signals_pending(),
-                  t->prog.global_step);
+      if (t->stop_without_ckpt) {
+        hn_log_warn("stop requested by %s after step %ld, but the SIGTERM deadline (%d s, "
+                    "HAMNET_TERM_DEADLINE) leaves too little time for a checkpoint (the last one took %.2f s): "
+                    "stopping without one; the newest checkpoint in %s is kept", hn_signal_name(t->stop_signal),
+                    t->prog.global_step, hn_signals_term_deadline(), t->last_ckpt_seconds, t->run_dir);
+        return HN_ESTOPPED;
+      }
+      hn_log_info("stop requested by %s (received %.3f s ago on this rank): writing a checkpoint after step %ld",
+                  hn_signal_name(t->stop_signal), hn_signals_elapsed(), t->prog.global_step);
       HN_TRY(write_checkpoint(t, 0));
+      if (hn_signals_count() > 1)
+        hn_log_info("%d further stop signals arrived and were ignored (the first one is being handled)",
+                    hn_signals_count() - 1);
       return HN_ESTOPPED;
     }
     HN_TRY(status);
@@ -691,6 +793,8 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
     HN_TRY(validate(t, &val_loss, &val_acc));
   t->prog.epoch = epoch + 1;
   t->prog.step_in_epoch = 0;
+  t->prog.epoch_loss_sum = t->prog.epoch_correct = t->prog.epoch_count = 0;
+  t->prog.epoch_reg_sum = t->prog.epoch_recon = t->prog.epoch_seconds = 0;
   double row[HN_HISTORY_COLS] = {epoch + 1, train_loss, train_acc, val_loss, val_acc, t->prog.lr, seconds,
                                  t->model.layout.spec.depth};
   add_history(t, row);
@@ -721,10 +825,11 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
   res->epochs_done = epoch + 1;
   int last = epoch + 1 == cfg->train.epochs;
   int level_end = epoch + 1 == level_first_epoch(cfg, t->prog.level) + hn_level_epochs(cfg, t->prog.level);
-  if (last || level_end || best ||
+  int stop = cfg->train.max_steps > 0 && t->prog.global_step >= cfg->train.max_steps && !last;
+  if (last || level_end || best || stop ||
       (cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0))
     HN_TRY(write_checkpoint(t, best));
-  if (cfg->train.max_steps > 0 && t->prog.global_step >= cfg->train.max_steps && !last) {
+  if (stop) {
     hn_log_info("reached [train] max_steps = %ld at the end of epoch %d", cfg->train.max_steps, epoch + 1);
     return HN_ESTOPPED;
   }
@@ -785,8 +890,9 @@ static int train_body(trainer *t, hn_train_result *res) {
     return hn_fail(HN_ENOMEM, "out of memory writing the config text");
   HN_TRY(hn_mpi_check_same("the configuration", t->config_text, strlen(t->config_text)));
   HN_TRY(hn_mpi_check_same("the build precision", HN_REAL_NAME, sizeof HN_REAL_NAME));
-  HN_TRY(hn_mpi_agree(t->mpi->rank == 0 ? make_dirs(t->run_dir) : HN_OK));
+  /* data first: a run that cannot start leaves no run folder behind */
   HN_TRY(hn_mpi_agree(load_data(t)));
+  HN_TRY(hn_mpi_agree(t->mpi->rank == 0 ? make_dirs(t->run_dir) : HN_OK));
   {
     int64_t shape[4] = {t->train_info.n, t->train_info.n_features, t->train_info.n_classes, t->n_val};
     HN_TRY(hn_mpi_check_same("the data set shape (samples, features, classes)", shape, sizeof shape));
@@ -806,6 +912,8 @@ static int train_body(trainer *t, hn_train_result *res) {
 
   int resumed = 0;
   HN_TRY(hn_mpi_agree(try_resume(t, &resumed)));
+  if (resumed && t->mpi->rank == 0) /* every rank is done reading the folder */
+    scan_checkpoints(t, t->prog.global_step, 1);
   if (!resumed) {
     hn_model_spec spec = model_spec(t, hn_level_depth(cfg, 0));
     int status = hn_model_create(&t->model, &spec);
