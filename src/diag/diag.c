@@ -251,30 +251,32 @@ static int write_record(hn_diag *d, long step) {
 }
 
 /* Seconds the spectra of the whole network will take, from timing layer 0 (collective: every
- * rank takes part in the distributed case; rank 0's clock counts). A cheap layer (< 10 ms) is
- * computed a second time and that run timed, so that the workspace queries of the first do not
- * inflate the estimate; for an expensive one they are negligible. */
-static double spectra_estimate(hn_diag *d, const hn_model *m) {
+ * rank takes part in the distributed case; rank 0's clock counts). The first ScaLAPACK call of
+ * a process costs milliseconds of set-up and workspace queries, so when that first timing does
+ * not already fit `allowed` and the layer is cheap (< 0.1 s), layer 0 is timed a second time. */
+static double spectra_estimate(hn_diag *d, const hn_model *m, double allowed) {
   hn_layout one = m->layout;
   one.spec.depth = 1; /* a view of layer 0 only */
+  const int N = m->layout.spec.depth;
+  const int spread = m->layout.spec.width < d->cfg.diagnostics.spectra_distributed_width || d->size == 1;
+  const double layers = spread ? (N + d->size - 1) / d->size : N;
   hn_layer_spectrum ls;
-  double t = 0;
+  double est = INFINITY;
   for (int k = 0; k < 2; k++) {
     double t0 = hn_wtime();
     if (hn_spectra_layers(d->sp, &one, m->params, &ls, NULL, NULL, NULL) != HN_OK) {
       hn_error_clear();
       return INFINITY; /* the real pass will report what is wrong */
     }
-    t = hn_wtime() - t0;
-    int again = t < 0.01;
+    double t = hn_wtime() - t0;
+    est = t * layers;
+    int again = k == 0 && est > allowed && t < 0.1;
     if (d->size > 1 && MPI_Bcast(&again, 1, MPI_INT, 0, d->comm) != MPI_SUCCESS)
       return INFINITY;
     if (!again)
       break;
   }
-  const int N = m->layout.spec.depth;
-  const int spread = m->layout.spec.width < d->cfg.diagnostics.spectra_distributed_width || d->size == 1;
-  return t * (spread ? (N + d->size - 1) / d->size : N);
+  return est;
 }
 
 /* What this pass may do within the budget ([diagnostics] max_overhead = f): the time spent in
@@ -294,11 +296,11 @@ static int decide(hn_diag *d, const hn_model *m, const hn_diag_scalars *s, doubl
   if (d->passes == 0) {
     if (!d->sp)
       return PASS_PROBE;
-    double est = spectra_estimate(d, m); /* collective */
-    d->cost_spectra = est;                /* what later passes plan with until it is measured */
+    int left = d->cfg.train.epochs - s->epoch;
+    double projected = (now - d->t_open) + (left > 0 ? left : 0) * s->epoch_seconds;
+    double est = spectra_estimate(d, m, f * projected); /* collective */
+    d->cost_spectra = est; /* what later passes plan with until it is measured */
     if (d->rank == 0) {
-      int left = d->cfg.train.epochs - s->epoch;
-      double projected = (now - d->t_open) + (left > 0 ? left : 0) * s->epoch_seconds;
       mode = est <= f * projected ? PASS_FULL : PASS_PROBE;
       if (mode != PASS_FULL)
         hn_log_info("diagnostics epoch %d: first pass without spectra: they would take about %.3g s, more than "
