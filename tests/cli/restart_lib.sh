@@ -9,8 +9,6 @@ HN_PY=/usr/bin/python3
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
-# A single rank started without mpiexec need not start Open MPI's daemon (saves ~0.25 s a run).
-export OMPI_MCA_ess_singleton_isolated=1
 unset HAMNET_FAULT_CKPT
 
 # hn_workdir NAME: a fresh temporary folder, removed on exit; cd into it.
