@@ -45,13 +45,14 @@
 /* Columns of /progress/history, one row per finished epoch. */
 enum {
   HN_HIST_EPOCH = 0,
-  HN_HIST_TRAIN_LOSS,  /* mean cross-entropy + regulariser over the epoch */
+  HN_HIST_TRAIN_LOSS,  /* mean cross-entropy over the epoch (the objective is this + HN_HIST_REG) */
   HN_HIST_TRAIN_ACC,
   HN_HIST_VAL_LOSS,    /* NaN when there is no validation set */
   HN_HIST_VAL_ACC,
   HN_HIST_LR,
   HN_HIST_SECONDS,     /* wall time of the epoch */
   HN_HIST_DEPTH,       /* depth trained at (multilevel) */
+  HN_HIST_REG,         /* regulariser R, mean over the epoch's steps */
   HN_HISTORY_COLS
 };
 

@@ -7,6 +7,7 @@
 #include "hamnet/error.h"
 #include "hamnet/parallel.h"
 #include "hamnet/real.h"
+#include "hamnet/train.h"
 
 typedef struct {
   const char *name;
@@ -59,6 +60,11 @@ int main(int argc, char **argv) {
     print_usage(stderr);
     return HN_EXIT_USAGE;
   }
+  /* Catch the stop signals before MPI starts and the data loads, so that a SIGUSR1 sent by a
+   * batch system early in the run is a stop request (honoured at the first step boundary), not
+   * the default action that kills the process. */
+  if (cmd->run == hn_cmd_train)
+    hn_signals_install();
   int status = hn_mpi_init(&argc, &argv, NULL);
   if (status != HN_OK)
     return hn_cli_fail(status);

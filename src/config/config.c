@@ -141,7 +141,9 @@ static const key_desc keys[] = {
           "step: multiply lr by lr_step_factor every this many epochs"),
     K_DBL(train, lr_step_factor, 0.0, 1.0, F_MIN_OPEN, "0.5", "step: factor applied to lr"),
     K_DBL(train, lr_min, 0.0, INFINITY, 0, "0", "cosine: final learning rate (at most lr)"),
-    K_DBL(train, alpha_t, 0.0, INFINITY, 0, "1e-4", "Weight of the time-smoothness penalty on K_j, b_j"),
+    K_DBL(train, alpha_t, 0.0, INFINITY, 0, "1e-6",
+          "Weight of the time-smoothness penalty on K_j, b_j (alpha_t/(2h) sum ||theta_{j+1}-theta_j||^2); "
+          "at the i.i.d. initialisation it starts near alpha_t depth^2 width init_scale^2 / final_time"),
     K_DBL(train, alpha_w, 0.0, INFINITY, 0, "1e-4", "Weight decay of the opening and the classifier"),
     K_INT(train, levels, 1, 30, "1", "Multilevel training: start at depth / 2^(levels-1), double each level"),
     K_U64(train, seed, "1", "Seed of every random stream (initialization, shuffling, subsets)"),

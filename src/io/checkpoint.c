@@ -64,7 +64,7 @@
 #define CK_STREAM_BYTES ((hsize_t)4 << 20)       /* block size when verifying */
 #define CK_MAX_STREAM_CHUNK ((hsize_t)64 << 20)  /* larger chunks are streamed in smaller blocks */
 
-static const char *const history_columns = "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,depth";
+static const char *const history_columns = "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,depth,regularizer";
 
 /* ---------------------------------------------------------------------------------------- */
 /* Datasets of the schema                                                                    */

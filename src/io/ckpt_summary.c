@@ -12,7 +12,7 @@
 #define CK_SUMMARY_HISTORY_ROWS 5
 
 static const char *const hist_names[HN_HISTORY_COLS] = {"epoch",   "train_loss", "train_acc", "val_loss",
-                                                        "val_acc", "lr",         "seconds",   "depth"};
+                                                        "val_acc", "lr",         "seconds",   "depth", "regularizer"};
 
 typedef struct {
   hn_ckpt_info info;

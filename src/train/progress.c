@@ -65,19 +65,21 @@ static void format_duration(double s, char *buf, size_t size) {
 }
 
 void hn_progress_epoch_end(hn_progress_display *d, int epoch, int epochs, int depth, double train_loss,
-                           double train_acc, double val_loss, double val_acc, double samples_per_s, double lr,
+                           double train_acc, double reg, double val_loss, double val_acc, double samples_per_s, double lr,
                            double recon, double seconds) {
   hn_progress_interrupt(d);
   /* exponential smoothing of the epoch time: multilevel epochs get longer as depth doubles */
   d->seconds_per_epoch = d->epochs_timed == 0 ? seconds : 0.5 * d->seconds_per_epoch + 0.5 * seconds;
   d->epochs_timed++;
-  char left[32], val[64] = "", rec[32] = "";
+  char left[32], val[64] = "", rec[32] = "", regs[32] = "";
   format_duration(d->seconds_per_epoch * (epochs - epoch), left, sizeof left);
   if (!isnan(val_acc))
     snprintf(val, sizeof val, " | val loss %.4f acc %6.2f%%", val_loss, 100 * val_acc);
+  if (reg > 0)
+    snprintf(regs, sizeof regs, " (+R %.3g)", reg);
   if (recon > 0)
     snprintf(rec, sizeof rec, " | recon %.1e", recon);
-  hn_log_info("epoch %*d/%d depth %d | train loss %.4f acc %6.2f%%%s | %.0f samples/s | lr %.3g%s | %.2fs, %s left",
-              epochs >= 100 ? 3 : 2, epoch, epochs, depth, train_loss, 100 * train_acc, val, samples_per_s, lr, rec,
+  hn_log_info("epoch %*d/%d depth %d | train loss %.4f%s acc %6.2f%%%s | %.0f samples/s | lr %.3g%s | %.2fs, %s left",
+              epochs >= 100 ? 3 : 2, epoch, epochs, depth, train_loss, regs, 100 * train_acc, val, samples_per_s, lr, rec,
               seconds, left);
 }

@@ -26,7 +26,7 @@ void hn_progress_step(hn_progress_display *d, int step, double loss, double accu
 /* Clear the bar before other output (signal, error). */
 void hn_progress_interrupt(hn_progress_display *d);
 void hn_progress_epoch_end(hn_progress_display *d, int epoch, int epochs, int depth, double train_loss,
-                           double train_acc, double val_loss, double val_acc, double samples_per_s, double lr,
+                           double train_acc, double reg, double val_loss, double val_acc, double samples_per_s, double lr,
                            double recon, double seconds);
 
 #endif

@@ -774,7 +774,7 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
       return HN_ESTOPPED;
     }
     HN_TRY(status);
-    hn_progress_step(&t->display, k + 1, tot.loss_sum / tot.count + tot.reg_sum / tot.steps, tot.correct / tot.count);
+    hn_progress_step(&t->display, k + 1, tot.loss_sum / tot.count, tot.correct / tot.count);
     if (cfg->checkpoint.every_steps > 0 && t->prog.global_step % cfg->checkpoint.every_steps == 0 &&
         k + 1 < t->n_batches)
       HN_TRY(write_checkpoint(t, 0));
@@ -786,7 +786,8 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
     }
   }
   double seconds = hn_wtime() - t0;
-  double train_loss = tot.count > 0 ? tot.loss_sum / tot.count + tot.reg_sum / tot.steps : NAN;
+  double train_loss = tot.count > 0 ? tot.loss_sum / tot.count : NAN;
+  double reg = tot.steps > 0 ? tot.reg_sum / tot.steps : 0;
   double train_acc = tot.count > 0 ? tot.correct / tot.count : NAN;
   double val_loss = NAN, val_acc = NAN;
   if (t->n_val > 0)
@@ -796,7 +797,7 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
   t->prog.epoch_loss_sum = t->prog.epoch_correct = t->prog.epoch_count = 0;
   t->prog.epoch_reg_sum = t->prog.epoch_recon = t->prog.epoch_seconds = 0;
   double row[HN_HISTORY_COLS] = {epoch + 1, train_loss, train_acc, val_loss, val_acc, t->prog.lr, seconds,
-                                 t->model.layout.spec.depth};
+                                 t->model.layout.spec.depth, reg};
   add_history(t, row);
   int best = 0;
   if (t->n_val > 0 && val_acc > t->prog.best_val_accuracy) {
@@ -806,7 +807,7 @@ static int run_epoch(trainer *t, int epoch, hn_train_result *res) {
   }
   double samples_per_s = tot.count / (seconds > 0 ? seconds : 1e-9);
   hn_progress_epoch_end(&t->display, epoch + 1, cfg->train.epochs, t->model.layout.spec.depth, train_loss, train_acc,
-                        val_loss, val_acc, samples_per_s, t->prog.lr, tot.recon, seconds);
+                        reg, val_loss, val_acc, samples_per_s, t->prog.lr, tot.recon, seconds);
   log_epoch_exchange(t, epoch, &ex0, seconds);
   if (t->steps_log)
     fflush(t->steps_log);
