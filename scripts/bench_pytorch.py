@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench_pytorch.py - the PyTorch peer of `hamnet bench`: the same training step, float32.
 
-Runs the workload `hamnet bench` times (MATH.md's equations, pad opening, tanh or relu, dense
+Runs the workload `hamnet bench` times (README "The mathematics"'s equations, pad opening, tanh or relu, dense
 classifier, mean cross-entropy, Adam; synthetic data; no regulariser in either) with PyTorch's
 autograd, which keeps every intermediate it needs (PyTorch has no reversible mode), and prints
 the best time per step:

@@ -2,7 +2,7 @@
 """reference_forward.py - an independent forward pass over a hamnet checkpoint (numpy + h5py).
 
 Reads the checkpoint's model schema (README "Checkpoint files") and a data set file, runs the
-network exactly as MATH.md writes it - one sample per column, float64 - and prints the mean
+network exactly as README "The mathematics" writes it - one sample per column, float64 - and prints the mean
 cross-entropy and the accuracy, so that anyone can check `hamnet eval` without trusting
 hamnet's code:
 

@@ -137,7 +137,7 @@ typedef struct {
 int hn_spectra_layers(hn_spectra *sp, const hn_layout *L, const hn_real *params, hn_layer_spectrum *out,
                       double *sv_all, double *eig_re, double *eig_im);
 
-/* --- stability monitor (MATH.md "Stability") --------------------------------------------------
+/* --- stability monitor (README, The mathematics, "Stability") --------------------------------------------------
  * Frozen-coefficient model with sigma' replaced by its bound 1 (tanh' and relu' lie in [0, 1];
  * J_j = D_j A_j is evaluated at D_j = I, i.e. linearised around pre-activation 0, where tanh'
  * is 1):

@@ -12,7 +12,7 @@
 #include "hamnet/config.h"
 #include "hamnet/model.h"
 
-/* --- regularisers (MATH.md "Regularisation") -------------------------------------------- */
+/* --- regularisers (README, The mathematics, "Regularisation") -------------------------------------------- */
 /* R = alpha_t/(2h) sum_{j=0}^{N-2} (||K_{j+1}-K_j||_F^2 + ||b_{j+1}-b_j||^2)
  *   + alpha_w/2 (||W||_F^2 + ||mu||^2 + ||K_in||_F^2 + ||b_in||^2).
  * Returns R; when grads is not NULL, adds dR/dtheta to it. */
@@ -41,7 +41,7 @@ void hn_optimizer_step(hn_optimizer *opt, hn_real *params, const hn_real *grads,
 /* lr at `epoch` (0-based, fractional within an epoch allowed) of `epochs` for the schedule. */
 double hn_lr_at(const hn_config *cfg, double epoch, int epochs);
 
-/* --- multilevel (MATH.md "Multilevel training") -------------------------------------------- */
+/* --- multilevel (README, The mathematics, "Multilevel training") -------------------------------------------- */
 /* Prolong the layer parameters of `coarse` (depth N) to `fine` (depth 2N, same width etc.):
  * theta_j sits at the midpoint (j + 1/2) h; the fine layers take the piecewise-linear
  * interpolation at their midpoints, held constant beyond the first and last coarse midpoint.

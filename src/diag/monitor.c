@@ -1,4 +1,4 @@
-/* monitor.c - the stability monitor (hamnet/diag.h "stability monitor", MATH.md "Stability").
+/* monitor.c - the stability monitor (hamnet/diag.h "stability monitor", README, The mathematics, "Stability").
  *
  * Pure functions of the per-layer spectra: no MPI, no files, so the unit tests can feed them
  * matrices whose answers are known by hand. */

@@ -1,7 +1,7 @@
 /* step_ref.c - reference layer steps: one sample at a time, plain loops, no BLAS, no OpenMP.
  *
  * Frozen on purpose (HPCG's _ref kernels): these are the definition the fast kernels in
- * step.c are tested against. Index names follow MATH.md: K[r][c] is row r (output), column
+ * step.c are tested against. Index names follow README "The mathematics": K[r][c] is row r (output), column
  * c (input); (K y)_r = sum_c K[r][c] y_c and (K^T y)_c = sum_r K[r][c] y_r. */
 #include "hamnet/kernels.h"
 

@@ -2,7 +2,7 @@
  *
  * One loop over n_params each, OpenMP-threaded: the moments have the parameters' layout, so
  * there is nothing per-tensor here. Weight decay is not applied here: it is part of the
- * objective (train/regularizer.c, alpha_w), as in MATH.md. */
+ * objective (train/regularizer.c, alpha_w), as in README "The mathematics". */
 #include <math.h>
 #include <string.h>
 
