@@ -66,6 +66,11 @@ def train(hamnet, config, run_dir, sets, threads):
     }
 
 
+def config_epochs(path):
+    with open(path) as f:
+        return [int(l.split("=")[1].split(";")[0]) for l in f if l.strip().startswith("epochs")][0]
+
+
 def settings(path, arch=None):
     """The key = value lines of a config (comments dropped), with the arch replaced."""
     lines = []
@@ -88,10 +93,10 @@ def summarize(results):
     wall = np.array([r["wall"] for r in ok])
     tt = [r["t_target"] for r in ok]
     reached = [t for t in tt if t is not None]
-    t_str = (f"{np.mean(reached):.0f} s" if len(reached) == len(tt) else
-             f"{len(reached)}/{len(tt)} seeds" + (f", {np.mean(reached):.0f} s" if reached else ""))
+    t_str = (f"{np.mean(reached):.1f} s" if len(reached) == len(tt) else
+             f"{len(reached)}/{len(tt)} seeds" + (f", {np.mean(reached):.1f} s" if reached else ""))
     return (f"{100 * fin.mean():.2f} (min {100 * fin.min():.2f})", f"{100 * best.mean():.2f}",
-            f"{wall.mean():.0f} s (max {wall.max():.0f})", t_str)
+            f"{wall.mean():.1f} s (max {wall.max():.1f})", t_str)
 
 
 def main():
@@ -123,16 +128,17 @@ def main():
             if arch != "hamiltonian" and os.path.exists(own) and settings(own) != settings(base, arch):
                 variants.append((arch, "own settings", own, []))
         if not a.no_multilevel:
-            variants.append(("hamiltonian", "multilevel 16->256", base, ["train.levels=5"]))
+            # 1.5x the epochs, split over 5 levels: still far fewer layer-epochs than from scratch
+            ml_epochs = (3 * config_epochs(base)) // 2
+            variants.append(("hamiltonian", f"multilevel 16->256, {ml_epochs} epochs", base,
+                             ["train.levels=5", f"train.epochs={ml_epochs}"]))
         for arch, label, cfg, sets in variants:
             results = []
             for seed in range(1, seeds + 1):
                 extra = list(sets) + [f"train.seed={seed}", f"data.train={ddir}/train.h5", f"data.val={ddir}/val.h5",
                                       "diagnostics.every_epochs=0"]
                 if a.quick:
-                    with open(cfg) as f:
-                        ep = [int(l.split("=")[1]) for l in f if l.strip().startswith("epochs")][0]
-                    extra.append(f"train.epochs={max(5, ep // 5)}")
+                    extra.append(f"train.epochs={max(5, config_epochs(cfg) // 5)}")
                 run = os.path.join(a.out, "runs", f"{data}-{arch}-{label.split()[0]}-{seed}")
                 subprocess.run(["rm", "-rf", run])
                 r = train(a.hamnet, cfg, run, extra, a.threads)

@@ -641,7 +641,11 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
                    "(loss %g). The last good checkpoint in %s is kept; lower [train] lr (now %g) or init_scale, "
                    "or use a stable architecture", epoch + 1, k + 1, loss, t->run_dir, cfg->train.lr);
 
-  double lr = hn_lr_at(cfg, epoch + (double)k / t->n_batches, cfg->train.epochs);
+  /* Multilevel: the schedule restarts at every level, each level being trained like a run of
+   * its own epochs (a schedule spanning all levels would leave the final, finest level - the
+   * one that matters - only the tail of the learning rate). */
+  const int level_start = level_first_epoch(cfg, t->prog.level);
+  double lr = hn_lr_at(cfg, epoch - level_start + (double)k / t->n_batches, hn_level_epochs(cfg, t->prog.level));
   t->prog.lr = lr;
   hn_optimizer_step(&t->opt, t->model.params, t->model.grads, lr);
   t->prog.step_in_epoch = k + 1;
