@@ -14,6 +14,11 @@
  *     (each distinct shape best-of-several, weighted by how often a step uses it), as GFLOP/s
  *     and the fraction of it the step reaches;
  *   memory: hamnet's allocation counters per category (peaks) and the process's peak RSS.
+ * Convolutional networks (stages set): synthetic images [image_channels, image_height,
+ * image_width]; the useful work is the convolutions' (2 * 9 c_in c_out H W per product and sample:
+ * per layer 1 product forward and 2 backward for resnet / antisym, 2 and 4 for hamiltonian and
+ * leapfrog), the opening's, the connectives' and the classifier's; no roofline (its GEMMs are
+ * per tile and shaped by the tiling) and no predicted activation bytes.
  * Timings are wall-clock and sensitive to other load on the machine. */
 #ifndef HAMNET_BENCH_H
 #define HAMNET_BENCH_H
@@ -39,6 +44,9 @@ typedef struct {
   int roofline;            /* 0: skip timing the GEMM shapes alone */
   double lr;
   uint64_t seed;
+  char stages[128];        /* "" (dense) or the stages of a convolutional network (hamnet/spec.h) */
+  int image_channels, image_height, image_width; /* convolutional: the synthetic images' shape */
+  hn_norm norm;
 } hn_bench_options;
 
 typedef struct {

@@ -1,7 +1,7 @@
 /* hamnet/checkpoint.h - HDF5 checkpoints: everything a restart needs, written atomically.
  *
- * SCHEMA (format_version 1; README "Checkpoint files" documents it for h5py users)
- *   root attributes  format = "hamnet-checkpoint" (string), format_version = 1 (int),
+ * SCHEMA (format_version 2; README "Checkpoint files" documents it for h5py users)
+ *   root attributes  format = "hamnet-checkpoint" (string), format_version = 2 (int),
  *                    hamnet_version, git_hash, precision ("float"|"double") (strings),
  *                    n_params (int64)
  *   /model           attributes arch, activation, opening (strings), width, depth, n_features,
@@ -12,6 +12,15 @@
  *   /model/open/b    [width]                (dense opening only)
  *   /model/cls/W     [n_classes, width]
  *   /model/cls/b     [n_classes]
+ *   (version 2) /model attribute network = "dense" | "conv"; the datasets above are those of
+ *                    dense networks. Convolutional networks (hamnet/convnet.h) have instead the
+ *                    /model attributes stages (string, "16x4,32x4,64x4"), norm ("batch" | "none"),
+ *                    image_channels, image_height, image_width (int) - width and depth are then
+ *                    the largest channel count and the number of layers - and the datasets
+ *   /model/params    [n_params]  the flat parameter buffer in the layout of hamnet/convnet.h
+ *   /model/state     [n_state]   the running mean and variance of every batch normalisation
+ *                                (norm = batch only)
+ *   Version 1 files (dense networks, no network attribute) are read as before.
  *   /optimizer       attributes kind ("sgd"|"adam"), step (int64); datasets m1 [n_params] and
  *                    (adam) m2 [n_params] in the flat parameter layout (hamnet/model.h)
  *   /progress        attributes epoch, step_in_epoch, global_step, samples_seen, level,
@@ -40,7 +49,7 @@
 #include "hamnet/model.h"
 
 #define HN_CKPT_FORMAT "hamnet-checkpoint"
-#define HN_CKPT_FORMAT_VERSION 1
+#define HN_CKPT_FORMAT_VERSION 2
 
 /* Columns of /progress/history, one row per finished epoch. */
 enum {

@@ -40,6 +40,9 @@ typedef struct {
     hn_activation activation;
     double gamma;
     hn_opening opening;
+    char stages[128];        /* "16x4,32x4,64x4": a convolutional network (hamnet/convnet.h); "" = dense.
+                              * Setting it also sets width (largest channel count) and depth (layers) */
+    hn_norm norm;            /* convolutional networks: normalisation of the opening and connectives */
   } model;
 
   /* [train] */
@@ -67,6 +70,8 @@ typedef struct {
     int threads;             /* OpenMP threads per rank; 0 = OMP_NUM_THREADS or all cores */
     hn_kernel_path kernel;   /* pass implementation: auto, narrow (tiles), wide (GEMMs); model.h */
     long max_steps;          /* stop after this many steps in total (0 = no limit) */
+    int augment_crop;        /* images: random crops of the image zero-padded by this many pixels (0 = off) */
+    int augment_flip;        /* images: 0/1: mirror left-right with probability 1/2 (hamnet/augment.h) */
   } train;
 
   /* [checkpoint] */

@@ -21,9 +21,24 @@
 #include "hamnet/real.h"
 #include "hamnet/spec.h"
 
+/* Offsets of a convolutional network (spec.n_stages > 0); hamnet/convnet.h describes the
+ * layout. Stage s has maps H[s] x W[s] and step h[s]; its layer j (global index first_layer[s] + j)
+ * holds K_j then b_j at off_stage[s] + j * layer_size[s]. Normalised layers (opening, connectives)
+ * have gamma at off_*_g and beta at off_*_b (norm = batch), or only a bias at off_*_b (none);
+ * state_* are offsets into hn_model.state (running mean [c], then running variance [c]). */
+typedef struct {
+  int H[HN_MAX_STAGES], W[HN_MAX_STAGES];
+  int first_layer[HN_MAX_STAGES + 1]; /* [n_stages] = depth */
+  hn_real h[HN_MAX_STAGES];
+  size_t off_open_K, off_open_g, off_open_b;
+  size_t off_stage[HN_MAX_STAGES], layer_size[HN_MAX_STAGES];
+  size_t off_conn_W[HN_MAX_STAGES], off_conn_g[HN_MAX_STAGES], off_conn_b[HN_MAX_STAGES];
+  size_t state_open, state_conn[HN_MAX_STAGES];
+} hn_conv_layout;
+
 typedef struct {
   hn_model_spec spec;
-  hn_real h;          /* final_time / depth */
+  hn_real h;          /* final_time / depth (convolutional networks: each stage has its own, conv.h[s]) */
   size_t n_params;
   size_t off_open_K;  /* dense opening: K_in, then b_in; size 0 for pad */
   size_t off_open_b;
@@ -31,11 +46,23 @@ typedef struct {
   size_t layer_size;  /* n*n + n */
   size_t off_cls_W;
   size_t off_cls_b;
+  /* convolutional networks (hamnet/convnet.h); dense: n_state = 0, conv unused, and the dense
+   * offsets above: off_open_K / off_open_b are then the convolutional opening's K_in and bias / beta,
+   * off_layers the first layer, layer_size 0 (layers differ by stage: use conv) */
+  size_t n_state;
+  hn_conv_layout conv;
 } hn_layout;
 
 /* Check the spec (width, depth, F, C >= 1, T > 0, pad needs width >= F, sizes that do not
  * overflow) and compute the offsets. HN_EINVAL with a message naming the bad value. */
 int hn_layout_init(hn_layout *L, const hn_model_spec *spec);
+
+/* Layer j's K and b in the flat buffer, for dense and convolutional networks alike: K at
+ * hn_layout_K_offset (hn_layout_K_count values: n*n, or 9 c^2 for a convolution), b right after
+ * it (hn_layout_b_count values). hn_layer_K / hn_layer_b below are the dense-only shortcuts. */
+size_t hn_layout_K_offset(const hn_layout *L, int j);
+size_t hn_layout_K_count(const hn_layout *L, int j);
+size_t hn_layout_b_count(const hn_layout *L, int j);
 
 static inline hn_real *hn_layer_K(const hn_layout *L, hn_real *buf, int j) {
   return buf + L->off_layers + (size_t)j * L->layer_size;
@@ -48,6 +75,8 @@ typedef struct {
   hn_layout layout;
   hn_real *params; /* [n_params], HN_MEM_PARAMS */
   hn_real *grads;  /* [n_params], HN_MEM_GRADS */
+  hn_real *state;  /* [layout.n_state] running statistics of batch normalisation (HN_MEM_PARAMS);
+                    * NULL for dense networks. Not a parameter: no gradient, not exchanged */
 } hn_model;
 
 int hn_model_create(hn_model *m, const hn_model_spec *spec);

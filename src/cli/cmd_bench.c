@@ -25,6 +25,11 @@ static const char *usage =
     "  --width n --depth N --batch B    [8, 256, 1024]\n"
     "  --features F --classes C         synthetic data shape [2, 5]\n"
     "  --final-time T        [5]\n"
+    "  --stages S            a convolutional network (e.g. 16x3,32x3,64x3: CHANNELSxLAYERS per\n"
+    "                        stage, README \"Convolutional networks\") on synthetic images;\n"
+    "                        width, depth, features and --opening do not apply\n"
+    "  --image CxHxW         convolutional: the images' shape [1x28x28]\n"
+    "  --norm batch|none     convolutional: normalisation of opening and connectives [batch]\n"
     "  --reversible on|off   recompute states in the backward pass, or store them [on; off\n"
     "                        for resnet / antisym]\n"
     "  --kernel K            auto, narrow, wide: the pass implementation [auto]\n"
@@ -80,6 +85,21 @@ int hn_cmd_bench(int argc, char **argv) {
         return hn_cli_usage_error("bench", "--reversible needs on or off");
       o.reversible = strcmp(v, "on") == 0;
       reversible_set = 1;
+    } else if ((m = hn_cli_opt(argc, argv, &i, "--stages", &v)) != 0) {
+      int n, ch[HN_MAX_STAGES], ly[HN_MAX_STAGES];
+      char why[160];
+      if (m < 0 || strlen(v) >= sizeof o.stages || hn_stages_parse(v, &n, ch, ly, why, sizeof why) != 0 || n < 1)
+        return hn_cli_usage_error("bench", "--stages needs CHANNELSxLAYERS[,...], e.g. 16x3,32x3,64x3");
+      hn_stages_format(n, ch, ly, o.stages, sizeof o.stages);
+    } else if ((m = hn_cli_opt(argc, argv, &i, "--image", &v)) != 0) {
+      char tail;
+      if (m < 0 || sscanf(v, "%dx%dx%d%c", &o.image_channels, &o.image_height, &o.image_width, &tail) != 3 ||
+          o.image_channels < 1 || o.image_height < 1 || o.image_width < 1 || o.image_channels > 4096 ||
+          o.image_height > 65536 || o.image_width > 65536)
+        return hn_cli_usage_error("bench", "--image needs CxHxW, e.g. 1x28x28");
+    } else if ((m = hn_cli_opt(argc, argv, &i, "--norm", &v)) != 0) {
+      if (m < 0 || hn_norm_parse(v, &o.norm) != 0)
+        return hn_cli_usage_error("bench", "--norm needs batch or none");
     } else if ((m = hn_cli_opt(argc, argv, &i, "--final-time", &v)) != 0) {
       if (m < 0 || hn_cli_parse_double(v, 1e-300, 1e300, &o.final_time) != 0)
         return hn_cli_usage_error("bench", "--final-time needs a number > 0");
@@ -110,7 +130,7 @@ int hn_cmd_bench(int argc, char **argv) {
   }
   if (!reversible_set && !hn_arch_is_reversible(o.arch))
     o.reversible = 0;
-  if (o.opening == HN_OPEN_PAD && o.width < o.features)
+  if (!o.stages[0] && o.opening == HN_OPEN_PAD && o.width < o.features)
     return hn_cli_usage_error("bench", "--opening pad needs width >= features (%d < %d)", o.width, o.features);
 
   if (compare) {

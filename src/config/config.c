@@ -37,6 +37,7 @@ _Static_assert(sizeof(hn_optimizer_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_schedule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_reversible_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_kernel_path) == sizeof(int), "enum size");
+_Static_assert(sizeof(hn_norm) == sizeof(int), "enum size");
 
 /* ---------------------------------------------------------------------------------------- */
 /* Names                                                                                    */
@@ -65,11 +66,12 @@ static const char *optimizer_name_i(int i) { return hn_optimizer_name((hn_optimi
 static const char *schedule_name_i(int i) { return hn_schedule_name((hn_schedule_kind)i); }
 static const char *reversible_name_i(int i) { return hn_reversible_name((hn_reversible_mode)i); }
 static const char *kernel_path_name_i(int i) { return hn_kernel_path_name((hn_kernel_path)i); }
+static const char *norm_name_i(int i) { return hn_norm_name((hn_norm)i); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* The key table                                                                            */
 
-typedef enum { T_INT, T_LONG, T_U64, T_DOUBLE, T_BOOL, T_ENUM, T_PATH } key_type;
+typedef enum { T_INT, T_LONG, T_U64, T_DOUBLE, T_BOOL, T_ENUM, T_PATH, T_STAGES } key_type;
 
 enum {
   F_MIN_OPEN = 1u << 0, /* double: min itself is not allowed */
@@ -106,6 +108,10 @@ typedef struct {
   { #sec, #fld, T_ENUM, OFF(sec, fld), 0, 0, 0, 0, 0, namefn, count, def, help }
 #define K_PATH(sec, fld, flags, def, help)                                                                   \
   { #sec, #fld, T_PATH, OFF(sec, fld), 0, 0, 0, 0, flags, NULL, 0, def, help }
+/* [model] stages: a list of CHANNELSxLAYERS (hn_stages_parse); setting it also sets model.width and
+ * model.depth, which it determines */
+#define K_STAGES(sec, fld, def, help)                                                                        \
+  { #sec, #fld, T_STAGES, OFF(sec, fld), 0, 0, 0, 0, 0, NULL, 0, def, help }
 
 /* clang-format off */
 static const key_desc keys[] = {
@@ -124,7 +130,15 @@ static const key_desc keys[] = {
     K_ENUM(model, activation, activation_name_i, HN_ACT_COUNT, "tanh", "Activation function"),
     K_DBL(model, gamma, 0.0, INFINITY, 0, "0.01", "Damping of the antisym architecture (K - K^T - gamma I)"),
     K_ENUM(model, opening, opening_name_i, HN_OPEN_COUNT, "pad",
-          "Opening layer: pad = [x; 0] (needs width >= features), dense = s(K_in x + b_in)"),
+          "Opening layer: pad = [x; 0] (needs width >= features), dense = s(K_in x + b_in); convolutional "
+          "networks always open with a 3x3 convolution"),
+    K_STAGES(model, stages, "",
+             "Convolutional network on images: the stages as CHANNELSxLAYERS at halving resolutions (3x3 "
+             "convolutions; 1x1 convolution + 2x2 average pooling between stages; README \"Convolutional "
+             "networks\"); sets width (largest channel count) and depth (layers); empty = the dense network"),
+    K_ENUM(model, norm, norm_name_i, HN_NORM_COUNT, "batch",
+          "Convolutional networks: normalisation of the opening and connective layers (batch normalisation, "
+          "or none: a bias)"),
 
     /* [train] */
     K_INT(train, epochs, 1, INT_MAX, "50", "Number of passes over the training set"),
@@ -159,6 +173,11 @@ static const key_desc keys[] = {
           "wide = layer by layer with GEMMs; auto: narrow for hamiltonian/leapfrog of width <= 64 "
           "(reversible) or <= 16 (stored)"),
     K_LONG(train, max_steps, 0, LONG_MAX, "0", "Stop after this many optimizer steps in total; 0 = no limit"),
+    K_INT(train, augment_crop, 0, 64, "0",
+          "Images: train on random crops of each image zero-padded by this many pixels per side (a shift in "
+          "each direction, from the stream (seed, epoch, sample)); 0 = off"),
+    K_BOOL(train, augment_flip, "0", "Images: mirror each training image left-right with probability 1/2 (from "
+           "the same stream)"),
 
     /* [checkpoint] */
     K_INT(checkpoint, every_epochs, 0, INT_MAX, "1",
@@ -328,6 +347,7 @@ static void fmt_value(const hn_config *cfg, const key_desc *k, char *buf, size_t
       snprintf(buf, size, "%d", v);
     break;
   }
+  case T_STAGES: snprintf(buf, size, "%s", (const char *)p); break;
   case T_PATH: {
     const char *s = (const char *)p;
     size_t n = strnlen(s, HN_PATH_MAX);
@@ -374,6 +394,10 @@ static void describe_allowed(const key_desc *k, char *buf, size_t size) {
     sb_add(&sb, "one of: ");
     for (int i = 0; i < k->enum_count; i++)
       sb_add(&sb, "%s%s", i ? ", " : "", k->enum_name(i));
+    break;
+  case T_STAGES:
+    sb_add(&sb, "comma-separated CHANNELSxLAYERS (channels 1..4096, layers 1..100000, at most %d stages), e.g. "
+           "16x4,32x4,64x4; empty: the dense network", HN_MAX_STAGES);
     break;
   case T_PATH:
     sb_add(&sb,
@@ -496,7 +520,7 @@ static int parse_value(hn_config *cfg, const key_desc *k, const char *s, const c
     n -= 2;
   }
   void *p = field(cfg, k);
-  if (k->type != T_PATH && n == 0) {
+  if (k->type != T_PATH && k->type != T_STAGES && n == 0) {
     snprintf(why, whysize, "empty value");
     return -1;
   }
@@ -605,6 +629,26 @@ static int parse_value(hn_config *cfg, const key_desc *k, const char *s, const c
     }
     return resolve_path(base, s, (char *)p, HN_PATH_MAX, why, whysize);
   }
+  case T_STAGES: {
+    int count, ch[HN_MAX_STAGES], ly[HN_MAX_STAGES];
+    if (hn_stages_parse(s, &count, ch, ly, why, whysize) != 0)
+      return -1;
+    hn_stages_format(count, ch, ly, (char *)p, sizeof cfg->model.stages);
+    if (count > 0) { /* the stages determine width and depth */
+      int depth = 0, width = 0;
+      for (int i = 0; i < count; i++) {
+        depth += ly[i];
+        width = ch[i] > width ? ch[i] : width;
+      }
+      if (depth > 1000000) {
+        snprintf(why, whysize, "%d layers in all (at most 1000000)", depth);
+        return -1;
+      }
+      cfg->model.depth = depth;
+      cfg->model.width = width;
+    }
+    return 0;
+  }
   }
   snprintf(why, whysize, "internal error: bad key type");
   return -1;
@@ -647,6 +691,14 @@ static int value_ok(const hn_config *cfg, const key_desc *k, char *why, size_t w
       return 0;
     }
     return 1;
+  case T_STAGES: {
+    int count, ch[HN_MAX_STAGES], ly[HN_MAX_STAGES];
+    if (memchr(p, '\0', sizeof cfg->model.stages) == NULL) {
+      snprintf(why, whysize, "not terminated");
+      return 0;
+    }
+    return hn_stages_parse((const char *)p, &count, ch, ly, why, whysize) == 0;
+  }
   }
   snprintf(why, whysize, "out of range");
   return 0;
@@ -1115,6 +1167,24 @@ int hn_config_validate(const hn_config *cfg, int for_training) {
                        k->section, k->name, src, k->section, k->name);
     }
   }
+  if (cfg->model.stages[0]) { /* a convolutional network: the stages determine width and depth */
+    int count, ch[HN_MAX_STAGES], ly[HN_MAX_STAGES], layers = 0, widest = 0;
+    if (hn_stages_parse(cfg->model.stages, &count, ch, ly, why, sizeof why) != 0)
+      return hn_fail(HN_EINVAL, "%s: [model] stages = %s: %s", src, cfg->model.stages, why);
+    for (int i = 0; i < count; i++) {
+      layers += ly[i];
+      widest = ch[i] > widest ? ch[i] : widest;
+    }
+    if (cfg->model.depth != layers || cfg->model.width != widest)
+      return hn_fail(HN_EINVAL,
+                     "%s: [model] depth = %d, width = %d: stages = %s has %d layers and at most %d channels; "
+                     "allowed: leave width and depth out (stages sets them) or give these values",
+                     src, cfg->model.depth, cfg->model.width, cfg->model.stages, layers, widest);
+    if (cfg->train.levels != 1)
+      return hn_fail(HN_EINVAL,
+                     "%s: [train] levels = %d: multilevel training is for dense networks; allowed: levels = 1 "
+                     "with [model] stages", src, cfg->train.levels);
+  }
   int levels = cfg->train.levels, depth = cfg->model.depth;
   long factor = 1L << (levels - 1);
   if (depth % factor != 0 || depth / factor < 1) {
@@ -1198,7 +1268,11 @@ hn_model_spec hn_config_model_spec(const hn_config *cfg) {
   s.n_classes = 0;
   s.final_time = cfg->model.final_time;
   s.gamma = cfg->model.gamma;
-  return s;
+  char why[160];
+  if (hn_stages_parse(cfg->model.stages, &s.n_stages, s.stage_channels, s.stage_layers, why, sizeof why) != 0)
+    s.n_stages = 0; /* hn_config_validate reports it */
+  s.norm = cfg->model.norm;
+  return s; /* image_* are left 0 too: they come from the data */
 }
 
 int hn_config_get(const hn_config *cfg, const char *key, char *buf, size_t size) {

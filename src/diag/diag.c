@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "diag/diag_internal.h"
+#include "hamnet/convnet.h"
 #include "hamnet/diag.h"
 #include "hamnet/error.h"
 #include "hamnet/log.h"
@@ -135,7 +136,7 @@ static double frob(const hn_real *x, size_t count) {
 static int probe_pass(hn_diag *d, hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *y, int B,
                       int64_t B_global) {
   const hn_layout *L = &m->layout;
-  const int N = L->spec.depth, n = L->spec.width;
+  const int N = L->spec.depth;
   const size_t S = (size_t)N + 1;
   double *y2 = d->red, *z2 = y2 + S, *g2 = z2 + S, *loss = g2 + S;
   memset(d->red, 0, (3 * S + 2) * sizeof(double));
@@ -152,9 +153,11 @@ static int probe_pass(hn_diag *d, hn_model *m, hn_workspace *ws, const hn_real *
   if (d->size > 1) {
     if (MPI_Allreduce(MPI_IN_PLACE, d->red, (int)(3 * S + 2), MPI_DOUBLE, MPI_SUM, d->comm) != MPI_SUCCESS)
       return hn_fail(HN_EMPI, "diagnostics: reduction of the per-layer probes failed");
-    /* the layers' gradients only (opening and classifier are not reported) */
-    hn_real *g = m->grads + L->off_layers;
-    size_t count = (size_t)N * L->layer_size;
+    /* the layers' gradients only (opening and classifier are not reported; convolutional
+     * networks: the stages' layers with the connectives between them) */
+    const size_t first = hn_layout_K_offset(L, 0);
+    hn_real *g = m->grads + first;
+    size_t count = hn_layout_K_offset(L, N - 1) + hn_layout_K_count(L, N - 1) + hn_layout_b_count(L, N - 1) - first;
     for (size_t done = 0; done < count;) { /* MPI counts are int */
       int c = count - done > (size_t)1 << 30 ? 1 << 30 : (int)(count - done);
       if (MPI_Allreduce(MPI_IN_PLACE, g + done, c, HN_MPI_REAL, MPI_SUM, d->comm) != MPI_SUCCESS)
@@ -176,8 +179,8 @@ static int probe_pass(hn_diag *d, hn_model *m, hn_workspace *ws, const hn_real *
     hn_row(r, DS_GY_NORM)[j] = sqrt(g2[j] * Bg);
   }
   for (int j = 0; j < N; j++) {
-    hn_row(r, DS_K_NORM)[j] = frob(hn_layer_K(L, m->params, j), (size_t)n * n);
-    hn_row(r, DS_GK_NORM)[j] = frob(hn_layer_K(L, m->grads, j), (size_t)n * n);
+    hn_row(r, DS_K_NORM)[j] = frob(m->params + hn_layout_K_offset(L, j), hn_layout_K_count(L, j));
+    hn_row(r, DS_GK_NORM)[j] = frob(m->grads + hn_layout_K_offset(L, j), hn_layout_K_count(L, j));
   }
   double gmax = 0, gmin = INFINITY;
   for (size_t j = 0; j < S; j++) {
@@ -189,13 +192,50 @@ static int probe_pass(hn_diag *d, hn_model *m, hn_workspace *ws, const hn_real *
   return HN_OK;
 }
 
+/* Power-iteration steps for a convolution's sigma_max (a few digits; it is a monitor). */
+#define HN_DIAG_CONV_POWER_ITERS 50
+
+/* Convolutional networks (hamnet/convnet.h): sigma_max of layer j's convolution on its stage's maps
+ * by power iteration on K^T K (hn_convnet_sigma_max), layers `first`..`last`-1 spread round-robin
+ * over the ranks and summed. Only sv_max and h_sv_max = h_s sigma_max (the Verlet criterion
+ * h sigma_max < 2) are computed; the other spectral quantities and /last are NaN (the
+ * eigenvalues of a convolution operator are not computed). Collective. */
+static int conv_spectra(hn_diag *d, const hn_layout *L, const hn_real *params, int first, int last,
+                        hn_layer_spectrum *ls) {
+  const int N = last - first;
+  double *sv = hn_alloc((size_t)N, sizeof(double), HN_MEM_OTHER, "diagnostics sigma_max");
+  int status = sv ? HN_OK : HN_ENOMEM;
+  for (int j = first; j < last && sv; j++)
+    if (j % d->size == d->rank)
+      sv[j - first] = hn_convnet_sigma_max(L, params, j, HN_DIAG_CONV_POWER_ITERS, 1);
+  status = hn_mpi_agree_comm(d->comm, status);
+  if (status == HN_OK && d->size > 1 &&
+      MPI_Allreduce(MPI_IN_PLACE, sv, N, MPI_DOUBLE, MPI_SUM, d->comm) != MPI_SUCCESS)
+    status = hn_fail(HN_EMPI, "diagnostics: reduction of the convolutions' sigma_max failed");
+  for (int j = first; j < last && status == HN_OK; j++) {
+    int jj, s = hn_convnet_stage_of(L, j, &jj);
+    hn_layer_spectrum *x = &ls[j - first];
+    x->sv_min = x->log_norm = x->eig_re_max = x->eig_abs_max = x->amplification = NAN;
+    x->sv_max = sv[j - first];
+    x->h_sv_max = (double)L->conv.h[s] * x->sv_max;
+    if (!isfinite(x->sv_max))
+      status = hn_fail(HN_ENUMERIC, "sigma_max of layer %d is not finite (the weights are not)", j);
+  }
+  hn_free(sv);
+  return status;
+}
+
 /* Spectra and monitor: fills /spectra, /monitor and /last of d->row; *mon for the log. */
 static int spectra_pass(hn_diag *d, const hn_model *m, hn_monitor_result *mon) {
   const hn_layout *L = &m->layout;
-  const int N = L->spec.depth, n = L->spec.width;
+  const int N = L->spec.depth, n = L->spec.width, conv = L->spec.n_stages > 0;
   hn_diag_row *r = &d->row;
   double t0 = hn_wtime();
-  int status = hn_spectra_layers(d->sp, L, m->params, d->ls, r->sv, r->eig_re, r->eig_im);
+  int status = conv ? conv_spectra(d, L, m->params, 0, N, d->ls)
+                    : hn_spectra_layers(d->sp, L, m->params, d->ls, r->sv, r->eig_re, r->eig_im);
+  if (conv)
+    for (size_t i = 0; i < (size_t)N * n; i++)
+      r->sv[i] = r->eig_re[i] = r->eig_im[i] = NAN;
   if (status == HN_ENUMERIC || status == HN_EINTERNAL) {
     /* A diagnostic must not end the training: record no spectra, say why, go on. (Non-finite
      * weights end it anyway, through the trainer's divergence check.) The status is agreed. */
@@ -215,8 +255,14 @@ static int spectra_pass(hn_diag *d, const hn_model *m, hn_monitor_result *mon) {
   }
   HN_TRY(status);
   *hn_row(r, DS_SPECTRA_S) = hn_wtime() - t0;
-  hn_monitor_evaluate(L->spec.arch, N, n, (double)L->spec.final_time / N, L->spec.final_time,
-                      d->cfg.diagnostics.band_low, d->cfg.diagnostics.band_high, d->ls, r->eig_re, r->eig_im, mon);
+  if (conv && !hn_arch_is_reversible(L->spec.arch)) { /* no eigenvalues of convolutions: no Euler monitor */
+    memset(mon, 0, sizeof *mon);
+    mon->amplification = mon->log_amp_per_time = mon->shrink_factor = NAN;
+    mon->worst_layer = -1;
+  } else {
+    hn_monitor_evaluate(L->spec.arch, N, n, (double)L->spec.final_time / N, L->spec.final_time,
+                        d->cfg.diagnostics.band_low, d->cfg.diagnostics.band_high, d->ls, r->eig_re, r->eig_im, mon);
+  }
   for (int j = 0; j < N; j++) {
     const hn_layer_spectrum *s = &d->ls[j];
     hn_row(r, DS_SV_MAX)[j] = s->sv_max;
@@ -264,7 +310,8 @@ static double spectra_estimate(hn_diag *d, const hn_model *m, double allowed) {
   double est = INFINITY;
   for (int k = 0; k < 2; k++) {
     double t0 = hn_wtime();
-    if (hn_spectra_layers(d->sp, &one, m->params, &ls, NULL, NULL, NULL) != HN_OK) {
+    if (m->layout.spec.n_stages > 0 ? conv_spectra(d, &m->layout, m->params, 0, 1, &ls) != HN_OK
+                                    : hn_spectra_layers(d->sp, &one, m->params, &ls, NULL, NULL, NULL) != HN_OK) {
       hn_error_clear();
       return INFINITY; /* the real pass will report what is wrong */
     }

@@ -69,10 +69,14 @@ static const char *const history_columns = "epoch,train_loss,train_acc,val_loss,
 /* ---------------------------------------------------------------------------------------- */
 /* Datasets of the schema                                                                    */
 
-enum { DS_K, DS_B, DS_OPEN_K, DS_OPEN_B, DS_CLS_W, DS_CLS_B, DS_M1, DS_M2, DS_HIST, DS_COUNT };
+/* Dense networks store their parameters per block (K, b, open/K, ...); convolutional ones
+ * (format_version 2) the flat buffer as /model/params, in the layout of hamnet/convnet.h, and the
+ * normalisation statistics as /model/state. */
+enum { DS_K, DS_B, DS_OPEN_K, DS_OPEN_B, DS_CLS_W, DS_CLS_B, DS_M1, DS_M2, DS_HIST, DS_PARAMS, DS_STATE, DS_COUNT };
 static const char *const ds_names[DS_COUNT] = {"/model/K",      "/model/b",      "/model/open/K",
                                                "/model/open/b", "/model/cls/W",  "/model/cls/b",
-                                               "/optimizer/m1", "/optimizer/m2", "/progress/history"};
+                                               "/optimizer/m1", "/optimizer/m2", "/progress/history",
+                                               "/model/params", "/model/state"};
 
 typedef struct {
   const char *path;
@@ -163,7 +167,7 @@ static int ck_dataset(ck_file *c, int idx, int rank, const hsize_t *want, const 
                      tname);
     goto out;
   }
-  if (idx == DS_K)
+  if (idx == DS_K || idx == DS_PARAMS)
     snprintf(c->info.param_type, sizeof c->info.param_type, "%.15s", tname);
   int frank = H5Sget_simple_extent_type(space) == H5S_SIMPLE ? H5Sget_simple_extent_ndims(space) : 0;
   hsize_t dims[H5S_MAX_RANK] = {0};
@@ -270,6 +274,28 @@ static int read_model_spec(ck_file *c) {
                        .n_classes = (int)nc,
                        .final_time = T,
                        .gamma = gamma};
+  /* format_version 2: attribute network = "dense" | "conv" (absent, as in version 1: dense) */
+  HN_TRY(read_name_attr(c, g, w, "network", name, sizeof name));
+  if (strcmp(name, "conv") == 0) {
+    char stages[160], why[160];
+    HN_TRY(read_name_attr(c, g, w, "stages", stages, sizeof stages));
+    if (hn_stages_parse(stages, &s->n_stages, s->stage_channels, s->stage_layers, why, sizeof why) != 0 ||
+        s->n_stages < 1)
+      return hn_fail(HN_EFORMAT, "%s: attribute stages of /model = '%s' is not a list of stages (%s)", c->path,
+                     stages, s->n_stages < 1 ? "empty" : why);
+    HN_TRY(read_name_attr(c, g, w, "norm", name, sizeof name));
+    if (hn_norm_parse(name, &s->norm) != 0)
+      return hn_fail(HN_EFORMAT, "%s: attribute norm of /model = '%s' is not one of batch, none", c->path, name);
+    int64_t ic, ih, iw;
+    HN_TRY(read_int_attr(c, g, w, "image_channels", 1, CK_MAX_FEATURES, &ic));
+    HN_TRY(read_int_attr(c, g, w, "image_height", 1, CK_MAX_FEATURES, &ih));
+    HN_TRY(read_int_attr(c, g, w, "image_width", 1, CK_MAX_FEATURES, &iw));
+    s->image_channels = (int)ic;
+    s->image_height = (int)ih;
+    s->image_width = (int)iw;
+  } else if (name[0] && strcmp(name, "dense") != 0) {
+    return hn_fail(HN_EFORMAT, "%s: attribute network of /model = '%s' is not dense or conv", c->path, name);
+  }
   int status = hn_layout_init(&c->L, s);
   if (status != HN_OK)
     return hn_fail_context(HN_EFORMAT, "%s: the /model attributes describe an impossible model", c->path);
@@ -392,14 +418,21 @@ static int ck_open(ck_file *c, int level) {
                 C = (hsize_t)s->n_classes, P = (hsize_t)L->n_params;
   const char *by_model = "the /model attributes";
   hsize_t dK[3] = {N, n, n}, db[2] = {N, n}, doK[2] = {n, F}, dob[1] = {n}, dW[2] = {C, n}, dmu[1] = {C};
-  HN_TRY(ck_dataset(c, DS_K, 3, dK, by_model, 0, NULL));
-  HN_TRY(ck_dataset(c, DS_B, 2, db, by_model, 0, NULL));
-  if (s->opening == HN_OPEN_DENSE) {
-    HN_TRY(ck_dataset(c, DS_OPEN_K, 2, doK, by_model, 0, NULL));
-    HN_TRY(ck_dataset(c, DS_OPEN_B, 1, dob, by_model, 0, NULL));
+  if (s->n_stages > 0) { /* convolutional: the flat buffer and the normalisation statistics */
+    hsize_t dp[1] = {P}, ds[1] = {(hsize_t)L->n_state};
+    HN_TRY(ck_dataset(c, DS_PARAMS, 1, dp, by_model, 0, NULL));
+    if (L->n_state > 0)
+      HN_TRY(ck_dataset(c, DS_STATE, 1, ds, by_model, 0, NULL));
+  } else {
+    HN_TRY(ck_dataset(c, DS_K, 3, dK, by_model, 0, NULL));
+    HN_TRY(ck_dataset(c, DS_B, 2, db, by_model, 0, NULL));
+    if (s->opening == HN_OPEN_DENSE) {
+      HN_TRY(ck_dataset(c, DS_OPEN_K, 2, doK, by_model, 0, NULL));
+      HN_TRY(ck_dataset(c, DS_OPEN_B, 1, dob, by_model, 0, NULL));
+    }
+    HN_TRY(ck_dataset(c, DS_CLS_W, 2, dW, by_model, 0, NULL));
+    HN_TRY(ck_dataset(c, DS_CLS_B, 1, dmu, by_model, 0, NULL));
   }
-  HN_TRY(ck_dataset(c, DS_CLS_W, 2, dW, by_model, 0, NULL));
-  HN_TRY(ck_dataset(c, DS_CLS_B, 1, dmu, by_model, 0, NULL));
 
   /* Optimiser (optional group). */
   HN_TRY(open_group(c, "/optimizer", &c->g_opt, 0));
@@ -490,6 +523,7 @@ static void model_slab(const hn_layout *L, int idx, size_t *start, size_t *strid
   case DS_OPEN_K: *start = L->off_open_K; *block = n * F; break;
   case DS_OPEN_B: *start = L->off_open_b; *block = n; break;
   case DS_CLS_W: *start = L->off_cls_W; *block = C * n; break;
+  case DS_PARAMS: *start = 0; *block = L->n_params; break;
   default: *start = L->off_cls_b; *block = C; break;
   }
 }
@@ -541,7 +575,7 @@ static int read_config(ck_file *c, char **text) {
 }
 
 int hn_ckpt_read(const char *path, hn_model *m, hn_ckpt_optimizer *opt, hn_progress *prog, char **config_text) {
-  m->params = m->grads = NULL;
+  m->params = m->grads = m->state = NULL;
   if (config_text)
     *config_text = NULL;
   if (prog)
@@ -582,10 +616,14 @@ int hn_ckpt_read(const char *path, hn_model *m, hn_ckpt_optimizer *opt, hn_progr
     hn_fail_context(status, "reading %s", path);
     goto out;
   }
-  static const int model_ds[] = {DS_OPEN_K, DS_OPEN_B, DS_K, DS_B, DS_CLS_W, DS_CLS_B};
+  static const int model_ds[] = {DS_OPEN_K, DS_OPEN_B, DS_K, DS_B, DS_CLS_W, DS_CLS_B, DS_PARAMS};
   for (size_t i = 0; i < sizeof model_ds / sizeof model_ds[0]; i++)
     if (c.d[model_ds[i]] >= 0 && (status = model_io(&c, model_ds[i], m->params)) != HN_OK)
       goto out;
+  if (c.d[DS_STATE] >= 0 && H5Dread(c.d[DS_STATE], CK_MEM_REAL, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->state) < 0) {
+    status = read_fail(&c, DS_STATE);
+    goto out;
+  }
   if (opt) {
     if (H5Dread(c.d[DS_M1], CK_MEM_REAL, H5S_ALL, H5S_ALL, H5P_DEFAULT, opt->m1) < 0) {
       status = read_fail(&c, DS_M1);
@@ -990,7 +1028,8 @@ static int write_model(const char *tmp, hid_t file, const hn_model *m) {
   if (status != HN_OK)
     return status;
   hsize_t dK[3] = {N, n, n}, db[2] = {N, n}, doK[2] = {n, F}, dob[1] = {n}, dW[2] = {C, n}, dmu[1] = {C};
-  if ((status = hn_h5_write_attr_str(tmp, g, w, "arch", hn_arch_name(s->arch))) != HN_OK ||
+  if ((status = hn_h5_write_attr_str(tmp, g, w, "network", s->n_stages > 0 ? "conv" : "dense")) != HN_OK ||
+      (status = hn_h5_write_attr_str(tmp, g, w, "arch", hn_arch_name(s->arch))) != HN_OK ||
       (status = hn_h5_write_attr_str(tmp, g, w, "activation", hn_activation_name(s->activation))) != HN_OK ||
       (status = hn_h5_write_attr_str(tmp, g, w, "opening", hn_opening_name(s->opening))) != HN_OK ||
       (status = hn_h5_write_attr_i64(tmp, g, w, "width", H5T_STD_I32LE, s->width)) != HN_OK ||
@@ -998,8 +1037,25 @@ static int write_model(const char *tmp, hid_t file, const hn_model *m) {
       (status = hn_h5_write_attr_i64(tmp, g, w, "n_features", H5T_STD_I32LE, s->n_features)) != HN_OK ||
       (status = hn_h5_write_attr_i64(tmp, g, w, "n_classes", H5T_STD_I32LE, s->n_classes)) != HN_OK ||
       (status = hn_h5_write_attr_f64(tmp, g, w, "final_time", s->final_time)) != HN_OK ||
-      (status = hn_h5_write_attr_f64(tmp, g, w, "gamma", s->gamma)) != HN_OK ||
-      (status = write_model_dataset(tmp, g, m, DS_K, "K", 3, dK)) != HN_OK ||
+      (status = hn_h5_write_attr_f64(tmp, g, w, "gamma", s->gamma)) != HN_OK)
+    goto out;
+  if (s->n_stages > 0) { /* convolutional (hamnet/convnet.h): spec attributes, the flat buffer, the statistics */
+    char stages[160];
+    hn_stages_format(s->n_stages, s->stage_channels, s->stage_layers, stages, sizeof stages);
+    hsize_t dp[1] = {m->layout.n_params}, ds[1] = {m->layout.n_state};
+    if ((status = hn_h5_write_attr_str(tmp, g, w, "stages", stages)) != HN_OK ||
+        (status = hn_h5_write_attr_str(tmp, g, w, "norm", hn_norm_name(s->norm))) != HN_OK ||
+        (status = hn_h5_write_attr_i64(tmp, g, w, "image_channels", H5T_STD_I32LE, s->image_channels)) != HN_OK ||
+        (status = hn_h5_write_attr_i64(tmp, g, w, "image_height", H5T_STD_I32LE, s->image_height)) != HN_OK ||
+        (status = hn_h5_write_attr_i64(tmp, g, w, "image_width", H5T_STD_I32LE, s->image_width)) != HN_OK ||
+        (status = write_model_dataset(tmp, g, m, DS_PARAMS, "params", 1, dp)) != HN_OK)
+      goto out;
+    if (m->layout.n_state > 0)
+      status = write_dataset(tmp, g, "/model/state", "state", 1, ds, CK_FILE_REAL, CK_MEM_REAL, sizeof(hn_real),
+                             H5S_ALL, m->state, 0);
+    goto out;
+  }
+  if ((status = write_model_dataset(tmp, g, m, DS_K, "K", 3, dK)) != HN_OK ||
       (status = write_model_dataset(tmp, g, m, DS_B, "b", 2, db)) != HN_OK)
     goto out;
   if (s->opening == HN_OPEN_DENSE) {
@@ -1121,6 +1177,8 @@ static int check_write_args(const char *path, const hn_model *m, const hn_ckpt_o
     return hn_fail(HN_EINVAL, "hn_ckpt_write: no path");
   if (!m || !m->params)
     return hn_fail(HN_EINVAL, "writing %s: no model parameters", path);
+  if (m->layout.n_state > 0 && !m->state)
+    return hn_fail(HN_EINVAL, "writing %s: the model has no normalisation statistics", path);
   if (opt) {
     int adam = opt->kind && strcmp(opt->kind, "adam") == 0;
     if (!opt->kind || (!adam && strcmp(opt->kind, "sgd") != 0))

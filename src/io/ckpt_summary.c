@@ -39,11 +39,11 @@ static int summary_load(const char *path, ck_summary *s) {
   if (status != HN_OK)
     return status;
   const hn_layout *L = &s->model.layout;
-  const size_t nn = (size_t)L->spec.width * (size_t)L->spec.width;
   s->k_min = INFINITY;
   s->k_max = -INFINITY;
-  for (int j = 0; j < L->spec.depth; j++) {
-    const hn_real *K = hn_layer_K(L, s->model.params, j);
+  for (int j = 0; j < L->spec.depth; j++) { /* dense: n x n; convolutional: c x c x 3 x 3 */
+    const hn_real *K = s->model.params + hn_layout_K_offset(L, j);
+    const size_t nn = hn_layout_K_count(L, j);
     double sum = 0;
     for (size_t i = 0; i < nn; i++)
       sum += (double)K[i] * (double)K[i];
@@ -80,6 +80,12 @@ int hn_ckpt_print_summary(const char *path, FILE *out) {
   fprintf(out, "                  width %d, depth %d, %d features, %d classes, final_time %g (h = %g), gamma %g\n",
           sp->width, sp->depth, sp->n_features, sp->n_classes, sp->final_time, sp->final_time / sp->depth,
           sp->gamma);
+  if (sp->n_stages > 0) {
+    char stages[160];
+    hn_stages_format(sp->n_stages, sp->stage_channels, sp->stage_layers, stages, sizeof stages);
+    fprintf(out, "  convolutional   stages %s (channels x layers, h = final_time / layers), norm %s, images %dx%dx%d\n",
+            stages, hn_norm_name(sp->norm), sp->image_channels, sp->image_height, sp->image_width);
+  }
   fprintf(out, "  n_params        %lld\n", (long long)in->n_params);
   fprintf(out, "  ||K_j||_F       min %.6g (layer %d), max %.6g (layer %d)\n", s.k_min, s.j_min, s.k_max, s.j_max);
   if (in->has_optimizer)
@@ -186,6 +192,12 @@ int hn_ckpt_print_summary_json(const char *path, FILE *out) {
   json_number(out, sp->final_time);
   fputs(", \"gamma\": ", out);
   json_number(out, sp->gamma);
+  if (sp->n_stages > 0) {
+    char stages[160];
+    hn_stages_format(sp->n_stages, sp->stage_channels, sp->stage_layers, stages, sizeof stages);
+    fprintf(out, ", \"stages\": \"%s\", \"norm\": \"%s\", \"image_shape\": [%d, %d, %d]", stages,
+            hn_norm_name(sp->norm), sp->image_channels, sp->image_height, sp->image_width);
+  }
   fprintf(out, "}, \"n_params\": %lld", (long long)in->n_params);
   fputs(",\n \"k_norm\": {\"min\": ", out);
   json_number(out, s.k_min);

@@ -1,7 +1,9 @@
 /* layout.c - the flat parameter buffer: offsets, creation, initialisation (hamnet/model.h). */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "hamnet/convnet.h"
 #include "hamnet/error.h"
 #include "hamnet/mem.h"
 #include "hamnet/model.h"
@@ -21,6 +23,13 @@ int hn_layout_init(hn_layout *L, const hn_model_spec *spec) {
     return hn_fail(HN_EINVAL, "unknown architecture %d", (int)s->arch);
   if (s->activation < 0 || s->activation >= HN_ACT_COUNT)
     return hn_fail(HN_EINVAL, "unknown activation %d", (int)s->activation);
+  if (s->n_stages < 0 || s->n_stages > HN_MAX_STAGES)
+    return hn_fail(HN_EINVAL, "a network has 0 (dense) to %d stages (got %d)", HN_MAX_STAGES, s->n_stages);
+  if (s->n_stages > 0) { /* a convolutional network: hamnet/convnet.h */
+    hn_model_spec copy = *s; /* spec may live inside *L */
+    memset(L, 0, sizeof *L);
+    return hn_convnet_layout_init(L, &copy);
+  }
   if (s->width < 1 || s->depth < 1 || s->n_features < 1 || s->n_classes < 2)
     return hn_fail(HN_EINVAL, "model needs width >= 1, depth >= 1, n_features >= 1 and n_classes >= 2 "
                    "(got width %d, depth %d, n_features %d, n_classes %d)",
@@ -47,15 +56,39 @@ int hn_layout_init(hn_layout *L, const hn_model_spec *spec) {
   L->off_cls_W = (size_t)(open + layer * (uint64_t)s->depth);
   L->off_cls_b = L->off_cls_W + (size_t)(C * n);
   L->n_params = L->off_cls_b + (size_t)C;
+  L->n_state = 0;
   return HN_OK;
 }
 
+size_t hn_layout_K_offset(const hn_layout *L, int j) {
+  if (L->spec.n_stages == 0)
+    return L->off_layers + (size_t)j * L->layer_size;
+  int jj, s = hn_convnet_stage_of(L, j, &jj);
+  return L->conv.off_stage[s] + (size_t)jj * L->conv.layer_size[s];
+}
+
+size_t hn_layout_K_count(const hn_layout *L, int j) {
+  if (L->spec.n_stages == 0)
+    return (size_t)L->spec.width * L->spec.width;
+  int jj, s = hn_convnet_stage_of(L, j, &jj);
+  return (size_t)9 * L->spec.stage_channels[s] * L->spec.stage_channels[s];
+}
+
+size_t hn_layout_b_count(const hn_layout *L, int j) {
+  if (L->spec.n_stages == 0)
+    return (size_t)L->spec.width;
+  int jj;
+  return (size_t)L->spec.stage_channels[hn_convnet_stage_of(L, j, &jj)];
+}
+
 int hn_model_create(hn_model *m, const hn_model_spec *spec) {
-  m->params = m->grads = NULL;
+  m->params = m->grads = m->state = NULL;
   HN_TRY(hn_layout_init(&m->layout, spec));
   m->params = hn_alloc(m->layout.n_params, sizeof(hn_real), HN_MEM_PARAMS, "parameters");
   m->grads = hn_alloc(m->layout.n_params, sizeof(hn_real), HN_MEM_GRADS, "gradients");
-  if (!m->params || !m->grads) {
+  if (m->layout.n_state > 0)
+    m->state = hn_alloc(m->layout.n_state, sizeof(hn_real), HN_MEM_PARAMS, "normalisation statistics");
+  if (!m->params || !m->grads || (m->layout.n_state > 0 && !m->state)) {
     hn_model_destroy(m);
     return HN_ENOMEM;
   }
@@ -65,7 +98,8 @@ int hn_model_create(hn_model *m, const hn_model_spec *spec) {
 void hn_model_destroy(hn_model *m) {
   hn_free(m->params);
   hn_free(m->grads);
-  m->params = m->grads = NULL;
+  hn_free(m->state);
+  m->params = m->grads = m->state = NULL;
 }
 
 static void fill_normal(hn_real *x, size_t count, double stddev, uint64_t seed, uint64_t index) {
@@ -77,6 +111,10 @@ static void fill_normal(hn_real *x, size_t count, double stddev, uint64_t seed, 
 
 void hn_model_init_params(hn_model *m, uint64_t seed, double init_scale) {
   const hn_layout *L = &m->layout;
+  if (L->spec.n_stages > 0) {
+    hn_convnet_init_params(m, seed, init_scale);
+    return;
+  }
   const int n = L->spec.width, F = L->spec.n_features, C = L->spec.n_classes;
   for (size_t i = 0; i < L->n_params; i++)
     m->params[i] = 0;

@@ -27,6 +27,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "hamnet/convnet.h"
 #include "hamnet/error.h"
 #include "hamnet/kernels.h"
 #include "hamnet/mem.h"
@@ -60,6 +61,7 @@ struct hn_workspace {
   struct tile_scratch *thr;
   hn_real *Kt;           /* narrow path: K_j^T of every layer [N][n][n], made at each pass (HN_MEM_PARAMS) */
   hn_real *Wt;           /* narrow path: the classifier's W^T [n][C] (HN_MEM_PARAMS) */
+  hn_convnet_ws *conv;   /* convolutional networks: everything else is unused (convnet.c) */
 };
 
 /* The narrow path's per-thread scratch: a gradient accumulator and one tile's buffers. */
@@ -99,6 +101,17 @@ static int workspace_create(hn_workspace **out, const hn_layout *L, int max_batc
   ws->reversible = reversible;
   ws->stride = reversible ? stride : 0;
   ws->eval_only = eval_only;
+  if (L->spec.n_stages > 0) { /* a convolutional network: its own workspace (hamnet/convnet.h) */
+    int status = hn_convnet_ws_create(&ws->conv, L, max_batch, reversible, stride, eval_only);
+    if (status != HN_OK) {
+      hn_free(ws);
+      return status;
+    }
+    ws->activation_bytes = hn_convnet_ws_activation_bytes(ws->conv);
+    ws->scratch_bytes = hn_convnet_ws_scratch_bytes(ws->conv);
+    *out = ws;
+    return HN_OK;
+  }
   const int N = L->spec.depth, n = L->spec.width, C = L->spec.n_classes;
   ws->padded_batch = (int)(((long)max_batch + HN_TILE - 1) / HN_TILE * HN_TILE);
   const size_t slot = (size_t)ws->padded_batch * n;
@@ -210,6 +223,10 @@ int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path) {
   const int reversible_arch = hn_arch_is_reversible(sp->arch);
   if (path < 0 || path >= HN_KERNEL_COUNT)
     return hn_fail(HN_EINVAL, "unknown kernel path %d", (int)path);
+  if (ws->conv) { /* convolutional networks have one implementation: the setting does not apply */
+    ws->kernel = path;
+    return HN_OK;
+  }
   if (path == HN_KERNEL_NARROW && !reversible_arch)
     return hn_fail(HN_EINVAL, "[train] kernel = narrow supports arch hamiltonian and leapfrog (arch is %s); "
                    "use kernel = auto or wide", hn_arch_name(sp->arch));
@@ -239,6 +256,7 @@ int hn_workspace_create_eval(hn_workspace **out, const hn_layout *L, int max_bat
 void hn_workspace_destroy(hn_workspace *ws) {
   if (!ws)
     return;
+  hn_convnet_ws_destroy(ws->conv);
   free_tile_scratch(ws);
   hn_real *bufs[] = {ws->states, ws->zstates, ws->derivs, ws->ring, ws->y0_saved, ws->ck_a, ws->ck_b,
                      ws->u_open, ws->gy, ws->gz, ws->logits, ws->work, ws->A, ws->dA};
@@ -947,6 +965,8 @@ static int check_batch(const hn_workspace *ws, const hn_model *m, int B) {
 int hn_model_train_batch(hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *y, int B,
                          hn_real loss_scale, hn_grad_ready_fn ready, void *ready_ctx, hn_probe *probe,
                          hn_batch_stats *stats) {
+  if (ws->conv)
+    return hn_convnet_train_batch(m, ws->conv, X, y, B, loss_scale, ready, ready_ctx, probe, stats);
   HN_TRY(check_batch(ws, m, B));
   if (ws->eval_only)
     return hn_fail(HN_EINTERNAL, "hn_model_train_batch needs a training workspace, not an evaluation one");
@@ -976,6 +996,8 @@ int hn_model_train_batch(hn_model *m, hn_workspace *ws, const hn_real *X, const 
 
 int hn_model_evaluate(const hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *y, int B,
                       hn_real *logits, hn_probe *probe, hn_batch_stats *stats) {
+  if (ws->conv)
+    return hn_convnet_evaluate(m, ws->conv, X, y, B, logits, probe, stats);
   HN_TRY(check_batch(ws, m, B));
   memset(stats, 0, sizeof *stats);
   if (ws->narrow && !probe) {

@@ -1,12 +1,15 @@
 /* spec.c - names of architectures, activations and openings (see hamnet/spec.h). */
 #include "hamnet/spec.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *arch_names[HN_ARCH_COUNT] = {"resnet", "antisym", "hamiltonian", "leapfrog"};
 static const char *activation_names[HN_ACT_COUNT] = {"tanh", "relu"};
 static const char *opening_names[HN_OPEN_COUNT] = {"pad", "dense"};
 static const char *kernel_path_names[HN_KERNEL_COUNT] = {"auto", "narrow", "wide"};
+static const char *norm_names[HN_NORM_COUNT] = {"batch", "none"};
 
 static int parse_name(const char *s, const char **names, int count) {
   for (int i = 0; i < count; i++)
@@ -23,6 +26,8 @@ const char *hn_opening_name(hn_opening o) { return (o >= 0 && o < HN_OPEN_COUNT)
 const char *hn_kernel_path_name(hn_kernel_path k) {
   return (k >= 0 && k < HN_KERNEL_COUNT) ? kernel_path_names[k] : "?";
 }
+
+const char *hn_norm_name(hn_norm k) { return (k >= 0 && k < HN_NORM_COUNT) ? norm_names[k] : "?"; }
 
 int hn_arch_parse(const char *s, hn_arch *out) {
   int i = parse_name(s, arch_names, HN_ARCH_COUNT);
@@ -55,3 +60,86 @@ int hn_kernel_path_parse(const char *s, hn_kernel_path *out) {
 }
 
 int hn_arch_is_reversible(hn_arch a) { return a == HN_ARCH_HAMILTONIAN || a == HN_ARCH_LEAPFROG; }
+
+int hn_norm_parse(const char *s, hn_norm *out) {
+  int i = parse_name(s, norm_names, HN_NORM_COUNT);
+  if (i < 0)
+    return -1;
+  *out = (hn_norm)i;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* stages: "16x4,32x4,64x4" */
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* A decimal integer in [lo, hi] at *p (no sign); advances *p. -1 if there is none or it is out
+ * of range. */
+static long parse_count(const char **p, long lo, long hi) {
+  const char *s = *p;
+  if (*s < '0' || *s > '9')
+    return -1;
+  long v = 0;
+  while (*s >= '0' && *s <= '9') {
+    if (v > hi)
+      return -1;
+    v = 10 * v + (*s - '0');
+    s++;
+  }
+  *p = s;
+  return v >= lo && v <= hi ? v : -1;
+}
+
+int hn_stages_parse(const char *s, int *n, int *channels, int *layers, char *why, size_t whysize) {
+  *n = 0;
+  const char *p = s;
+  while (is_blank(*p))
+    p++;
+  if (*p == '\0')
+    return 0; /* no stages: the dense network */
+  for (int k = 0;; k++) {
+    while (is_blank(*p))
+      p++;
+    if (k == HN_MAX_STAGES) {
+      snprintf(why, whysize, "more than %d stages", HN_MAX_STAGES);
+      return -1;
+    }
+    long c = parse_count(&p, 1, 4096);
+    if (c < 0 || (*p != 'x' && *p != 'X')) {
+      snprintf(why, whysize, "stage %d: expected CHANNELSxLAYERS with channels 1..4096 (e.g. 16x4)", k + 1);
+      return -1;
+    }
+    p++;
+    long l = parse_count(&p, 1, 100000);
+    if (l < 0) {
+      snprintf(why, whysize, "stage %d: expected CHANNELSxLAYERS with layers 1..100000 (e.g. 16x4)", k + 1);
+      return -1;
+    }
+    channels[k] = (int)c;
+    layers[k] = (int)l;
+    while (is_blank(*p))
+      p++;
+    if (*p == '\0') {
+      *n = k + 1;
+      return 0;
+    }
+    if (*p != ',') {
+      snprintf(why, whysize, "stage %d: unexpected '%c' (stages are separated by commas)", k + 1, *p);
+      return -1;
+    }
+    p++;
+  }
+}
+
+void hn_stages_format(int n, const int *channels, const int *layers, char *buf, size_t size) {
+  size_t len = 0;
+  if (size > 0)
+    buf[0] = '\0';
+  for (int k = 0; k < n && len < size; k++) {
+    int w = snprintf(buf + len, size - len, "%s%dx%d", k ? "," : "", channels[k], layers[k]);
+    if (w < 0)
+      return;
+    len += (size_t)w;
+  }
+}

@@ -36,6 +36,27 @@ void hn_bench_options_default(hn_bench_options *o) {
   o->roofline = 1;
   o->lr = 1e-4;
   o->seed = 1;
+  o->image_channels = 1;
+  o->image_height = o->image_width = 28;
+  o->norm = HN_NORM_BATCH;
+}
+
+/* The network's shape: dense, or convolutional with o->stages (validated by check_options). */
+static hn_model_spec bench_spec(const hn_bench_options *o) {
+  hn_model_spec spec = {.arch = o->arch, .activation = o->activation, .opening = o->opening, .width = o->width,
+                        .depth = o->depth, .n_features = o->features, .n_classes = o->classes,
+                        .final_time = o->final_time, .gamma = 0.01};
+  char why[160];
+  if (o->stages[0] && hn_stages_parse(o->stages, &spec.n_stages, spec.stage_channels, spec.stage_layers, why,
+                                      sizeof why) == 0 && spec.n_stages > 0) {
+    spec.width = spec.depth = 0; /* set by the stages */
+    spec.image_channels = o->image_channels;
+    spec.image_height = o->image_height;
+    spec.image_width = o->image_width;
+    spec.n_features = o->image_channels * o->image_height * o->image_width;
+    spec.norm = o->norm;
+  }
+  return spec;
 }
 
 /* CPU seconds of the whole process (all threads): with one thread, a measure that other load on
@@ -57,17 +78,17 @@ typedef struct {
 
 static int problem_create(bench_problem *p, const hn_bench_options *o) {
   memset(p, 0, sizeof *p);
-  hn_model_spec spec = {o->arch, o->activation, o->opening, o->width, o->depth, o->features, o->classes,
-                        o->final_time, 0.01};
+  hn_model_spec spec = bench_spec(o);
   HN_TRY(hn_model_create(&p->m, &spec));
   hn_model_init_params(&p->m, o->seed, 1.0);
-  p->X = hn_alloc((size_t)o->batch * o->features, sizeof(hn_real), HN_MEM_DATA, "synthetic inputs");
+  const int F = spec.n_features;
+  p->X = hn_alloc((size_t)o->batch * F, sizeof(hn_real), HN_MEM_DATA, "synthetic inputs");
   p->y = hn_alloc((size_t)o->batch, sizeof(int32_t), HN_MEM_DATA, "synthetic labels");
   if (!p->X || !p->y)
     return HN_ENOMEM;
   hn_rng r;
   hn_rng_init(&r, o->seed, HN_RNG_TEST, 0, 0);
-  for (size_t i = 0; i < (size_t)o->batch * o->features; i++)
+  for (size_t i = 0; i < (size_t)o->batch * F; i++)
     p->X[i] = (hn_real)hn_rng_normal(&r);
   for (int i = 0; i < o->batch; i++)
     p->y[i] = (int32_t)hn_rng_below(&r, (uint64_t)o->classes);
@@ -81,6 +102,14 @@ static void problem_destroy(bench_problem *p) {
 }
 
 static int check_options(const hn_bench_options *o) {
+  if (o->stages[0]) {
+    int n, ch[HN_MAX_STAGES], ly[HN_MAX_STAGES];
+    char why[160];
+    if (hn_stages_parse(o->stages, &n, ch, ly, why, sizeof why) != 0 || n < 1)
+      return hn_fail(HN_EINVAL, "--stages %s: %s", o->stages, n < 1 ? "no stages" : why);
+    if (o->image_channels < 1 || o->image_height < 1 || o->image_width < 1)
+      return hn_fail(HN_EINVAL, "--image needs C x H x W >= 1");
+  }
   if (o->width < 1 || o->depth < 1 || o->batch < 1 || o->features < 1 || o->classes < 2)
     return hn_fail(HN_EINVAL, "bench needs width, depth, batch, features >= 1 and classes >= 2");
   if (o->steps < 1 || o->warmup < 0 || o->threads < 0)
@@ -191,6 +220,26 @@ static int roofline(const weighted_shape *w, int count, double *seconds, double 
   return HN_OK;
 }
 
+/* Useful work of a convolutional network's training step (see hamnet/bench.h). */
+static double conv_step_flops(const hn_bench_options *o) {
+  hn_model_spec spec = bench_spec(o);
+  hn_layout L;
+  if (hn_layout_init(&L, &spec) != HN_OK)
+    return 0;
+  const double B = o->batch;
+  const int products = o->arch == HN_ARCH_HAMILTONIAN || o->arch == HN_ARCH_LEAPFROG ? 2 : 1;
+  double f = 0;
+  for (int s = 0; s < spec.n_stages; s++) {
+    const double c = spec.stage_channels[s], hw = (double)L.conv.H[s] * L.conv.W[s];
+    f += 3.0 * products * spec.stage_layers[s] * 2 * 9 * c * c * hw; /* forward, dX and dK */
+    if (s + 1 < spec.n_stages)
+      f += 3.0 * 2 * c * spec.stage_channels[s + 1] * hw;
+  }
+  f += 2.0 * 2 * 9 * spec.image_channels * spec.stage_channels[0] * (double)L.conv.H[0] * L.conv.W[0]; /* no dX */
+  f += 3.0 * 2 * spec.stage_channels[spec.n_stages - 1] * spec.n_classes;
+  return B * f;
+}
+
 /* The activation bytes hn_workspace_create's contract (model.h) predicts: per state slot
  * (batch rounded up to whole tiles) x width values; stored mode keeps N + 1 states y_j (and z_j)
  * and per layer 2 (hamiltonian) or 1 saved derivative slots; reversible mode one copy of y_0;
@@ -273,11 +322,15 @@ int hn_bench_run(const hn_bench_options *o, hn_bench_result *r) {
     r->samples_per_s = o->batch / times[0];
     r->narrow = hn_workspace_narrow(ws);
     r->activation_bytes = hn_workspace_activation_bytes(ws);
-    r->predicted_activation_bytes = predicted_activations(o);
-    weighted_shape w[HN_LAYER_GEMMS_MAX + 8];
-    const int nw = step_gemms(o, w);
-    for (int i = 0; i < nw; i++)
-      r->flops_per_step += w[i].count * shape_flops(&w[i].s);
+    if (o->stages[0]) {
+      r->flops_per_step = conv_step_flops(o);
+    } else {
+      r->predicted_activation_bytes = predicted_activations(o);
+      weighted_shape w[HN_LAYER_GEMMS_MAX + 8];
+      const int nw = step_gemms(o, w);
+      for (int i = 0; i < nw; i++)
+        r->flops_per_step += w[i].count * shape_flops(&w[i].s);
+    }
     r->gflops = r->flops_per_step / times[0] * 1e-9;
   }
   for (int c = 0; c < HN_MEM_NCATEGORIES; c++)
@@ -288,7 +341,7 @@ int hn_bench_run(const hn_bench_options *o, hn_bench_result *r) {
     hn_optimizer_destroy(&opt);
   hn_workspace_destroy(ws);
   problem_destroy(&p);
-  if (status == HN_OK && o->roofline) { /* after the run: its buffers are not in the memory figures */
+  if (status == HN_OK && o->roofline && !o->stages[0]) { /* after the run: not in the memory figures */
     weighted_shape w[HN_LAYER_GEMMS_MAX + 8];
     const int nw = step_gemms(o, w);
     double t, c;
@@ -316,16 +369,25 @@ static const char *blas_threading(int p) {
 }
 
 void hn_bench_print(FILE *out, const hn_bench_options *o, const hn_bench_result *r) {
-  fprintf(out, "hamnet bench: %s, %s, width %d, depth %d, batch %d; %s mode, %s path; %d thread%s; %s\n",
-          hn_arch_name(o->arch), hn_activation_name(o->activation), o->width, o->depth, o->batch,
-          o->reversible ? "reversible" : "stored", r->narrow ? "narrow" : "wide", r->threads,
-          r->threads == 1 ? "" : "s", HN_REAL_NAME);
+  if (o->stages[0])
+    fprintf(out, "hamnet bench: %s, %s, convolutional: stages %s on %dx%dx%d images, norm %s, batch %d; %s mode; "
+            "%d thread%s; %s\n", hn_arch_name(o->arch), hn_activation_name(o->activation), o->stages, o->image_channels,
+            o->image_height, o->image_width, hn_norm_name(o->norm), o->batch, o->reversible ? "reversible" : "stored",
+            r->threads, r->threads == 1 ? "" : "s", HN_REAL_NAME);
+  else
+    fprintf(out, "hamnet bench: %s, %s, width %d, depth %d, batch %d; %s mode, %s path; %d thread%s; %s\n",
+            hn_arch_name(o->arch), hn_activation_name(o->activation), o->width, o->depth, o->batch,
+            o->reversible ? "reversible" : "stored", r->narrow ? "narrow" : "wide", r->threads,
+            r->threads == 1 ? "" : "s", HN_REAL_NAME);
   fprintf(out, "  BLAS: %s; threading: %s\n", r->blas_config, blas_threading(r->blas_parallel));
   fprintf(out, "  step (zero grads + forward + backward + adam): %.3f ms best, %.3f ms median of %d (after %d warm-up)\n",
           r->ms_best, r->ms_median, o->steps, o->warmup);
   fprintf(out, "  throughput: %.0f samples/s\n", r->samples_per_s);
-  fprintf(out, "  useful GEMM work: %.4g GFLOP per step (recomputation not counted) -> %.1f GFLOP/s\n",
-          r->flops_per_step * 1e-9, r->gflops);
+  fprintf(out, "  useful %s work: %.4g GFLOP per step (recomputation not counted) -> %.1f GFLOP/s\n",
+          o->stages[0] ? "convolution" : "GEMM", r->flops_per_step * 1e-9, r->gflops);
+  if (o->stages[0])
+    fprintf(out, "  in CPU time (all threads; robust to other load with one thread): step %.3f ms -> %.0f samples/s "
+            "per CPU second\n", r->cpu_ms_best, r->cpu_ms_best > 0 ? 1e3 * o->batch / r->cpu_ms_best : 0.0);
   if (r->roofline_gflops > 0)
     fprintf(out, "  roofline: the same GEMMs alone take %.3f ms -> %.1f GFLOP/s; the step reaches %.0f%% of it\n"
                  "  in CPU time (all threads; robust to other load with one thread): step %.3f ms, GEMMs alone "
@@ -345,7 +407,8 @@ void hn_bench_print(FILE *out, const hn_bench_options *o, const hn_bench_result 
 
 void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_result *r) {
   fprintf(out,
-          "{\"arch\": \"%s\", \"activation\": \"%s\", \"width\": %d, \"depth\": %d, \"batch\": %d, "
+          "{\"stages\": \"%s\", \"image\": [%d, %d, %d], \"cpu_samples_per_s\": %.6g, "
+          "\"arch\": \"%s\", \"activation\": \"%s\", \"width\": %d, \"depth\": %d, \"batch\": %d, "
           "\"reversible\": %s, \"kernel\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"steps\": %d, "
           "\"ms_per_step\": %.6g, \"ms_median\": %.6g, \"samples_per_s\": %.6g, \"flops_per_step\": %.6g, "
           "\"gflops\": %.6g, \"roofline_gflops\": %.6g, \"roofline_ms\": %.6g, \"cpu_ms_per_step\": %.6g, "
@@ -354,6 +417,8 @@ void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_re
           "\"workspace\": %.6g, \"data\": %.6g, \"other\": %.6g}, \"activation_bytes\": %zu, "
           "\"predicted_activation_bytes\": %zu, \"loss_first\": %.9g, \"loss_last\": %.9g, \"recon_error\": %.6g, "
           "\"blas_parallel\": %d, \"blas_config\": \"%s\"}\n",
+          o->stages, o->image_channels, o->image_height, o->image_width,
+          r->cpu_ms_best > 0 ? 1e3 * o->batch / r->cpu_ms_best : 0.0,
           hn_arch_name(o->arch), hn_activation_name(o->activation), o->width, o->depth, o->batch,
           o->reversible ? "true" : "false", r->narrow ? "narrow" : "wide", r->threads, HN_REAL_NAME, o->steps,
           r->ms_best, r->ms_median, r->samples_per_s, r->flops_per_step, r->gflops, r->roofline_gflops,

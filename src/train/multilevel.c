@@ -12,6 +12,9 @@
 
 int hn_multilevel_prolong(const hn_model *coarse, hn_model *fine) {
   const hn_layout *C = &coarse->layout, *F = &fine->layout;
+  if (C->spec.n_stages > 0 || F->spec.n_stages > 0)
+    return hn_fail(HN_EINVAL, "multilevel training is for dense networks; convolutional networks ([model] stages) "
+                   "train at one depth: use [train] levels = 1");
   if (F->spec.depth != 2 * C->spec.depth || F->spec.width != C->spec.width || F->spec.arch != C->spec.arch ||
       F->spec.opening != C->spec.opening || F->spec.n_features != C->spec.n_features ||
       F->spec.n_classes != C->spec.n_classes)

@@ -3,6 +3,7 @@
  * Layer j's parameters (K_j, b_j) are one contiguous slice of the flat buffer, so the
  * smoothness term is a difference of consecutive slices. The 1/h factor makes it a
  * discretisation of (alpha_t/2) int ||theta'(t)||^2 dt: the same meaning at every depth. */
+#include "hamnet/convnet.h"
 #include "hamnet/train.h"
 
 static double decay(const hn_real *p, hn_real *g, size_t count, double alpha) {
@@ -16,6 +17,8 @@ static double decay(const hn_real *p, hn_real *g, size_t count, double alpha) {
 }
 
 double hn_regularizer(const hn_layout *L, const hn_real *params, hn_real *grads, double alpha_t, double alpha_w) {
+  if (L->spec.n_stages > 0) /* per stage: hamnet/convnet.h */
+    return hn_convnet_regularizer(L, params, grads, alpha_t, alpha_w);
   double R = 0;
   const int N = L->spec.depth;
   const size_t ls = L->layer_size;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hamnet/augment.h"
 #include "hamnet/checkpoint.h"
 #include "hamnet/data.h"
 #include "hamnet/diag.h"
@@ -41,6 +42,7 @@ typedef struct {
   int64_t *subset;        /* file rows of the subset, NULL = all rows */
   hn_dataset epoch_data;  /* this rank's rows of the current epoch, in batch order */
   int64_t *batch_start;   /* [n_batches + 1] offsets into epoch_data */
+  int64_t *epoch_rows;    /* the file row of each sample of epoch_data (image augmentation's key) */
   int n_batches;
   hn_dataset val;         /* this rank's share of the validation set */
   int64_t n_val;          /* validation samples over all ranks */
@@ -123,6 +125,9 @@ static int load_epoch(trainer *t, int epoch) {
   sh.batch_start = NULL;
   hn_dataset_free(&t->epoch_data); /* before reading the next: never two epochs in memory */
   status = hn_dataset_read_rows_mpi(t->mpi->comm, t->cfg->data.train, sh.rows, sh.count, &t->epoch_data);
+  hn_free(t->epoch_rows);
+  t->epoch_rows = sh.rows;
+  sh.rows = NULL;
   hn_epoch_shard_free(&sh);
   return status;
 }
@@ -217,7 +222,26 @@ static hn_model_spec model_spec(const trainer *t, int depth) {
   spec.depth = depth;
   spec.n_features = (int)t->train_info.n_features;
   spec.n_classes = t->train_info.n_classes;
+  if (t->train_info.ndim_sample == 3) { /* images: the shape convolutional networks need */
+    spec.image_channels = (int)t->train_info.sample_dims[0];
+    spec.image_height = (int)t->train_info.sample_dims[1];
+    spec.image_width = (int)t->train_info.sample_dims[2];
+  }
   return spec;
+}
+
+/* Batch normalisation's running statistics (convolutional networks, hamnet/convnet.h): each rank
+ * updates its own from its part of the batch; before they are used (validation) or saved
+ * (checkpoint) they are averaged over the ranks. Collective. */
+static int sync_model_state(trainer *t) {
+  const size_t n = t->model.layout.n_state;
+  if (n == 0 || t->mpi->size < 2)
+    return HN_OK;
+  if (MPI_Allreduce(MPI_IN_PLACE, t->model.state, (int)n, HN_MPI_REAL, MPI_SUM, t->mpi->comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "averaging the normalisation statistics over the ranks failed");
+  for (size_t i = 0; i < n; i++)
+    t->model.state[i] /= (hn_real)t->mpi->size;
+  return HN_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -233,6 +257,7 @@ static int write_checkpoint(trainer *t, int also_best) {
     return hn_fail(HN_ENUMERIC, "training diverged at step %ld: the parameters are no longer finite, so no "
                    "checkpoint is written (the last good checkpoint in %s is kept); lower [train] lr (now %g) or "
                    "init_scale, or use a stable architecture", t->prog.global_step, t->run_dir, t->cfg->train.lr);
+  HN_TRY(sync_model_state(t));
   double t_write = hn_wtime();
   if (t->mpi->rank == 0) {
     /* steps.tsv must hold every step the checkpoint covers (a process killed later loses only
@@ -291,6 +316,8 @@ static int check_resume_config(trainer *t, const char *path, const char *stored_
   HN_DIFFERS(old.model.activation != now->model.activation, "model.activation");
   HN_DIFFERS(old.model.gamma != now->model.gamma, "model.gamma");
   HN_DIFFERS(old.model.opening != now->model.opening, "model.opening");
+  HN_DIFFERS(strcmp(old.model.stages, now->model.stages) != 0, "model.stages");
+  HN_DIFFERS(old.model.norm != now->model.norm, "model.norm");
   HN_DIFFERS(old.train.levels != now->train.levels, "train.levels");
   HN_DIFFERS(old.train.seed != now->train.seed, "train.seed");
   HN_DIFFERS(old.train.batch_size != now->train.batch_size, "train.batch_size");
@@ -604,11 +631,17 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   if (Bl > 0) {
     to_real(t->epoch_data.X + (size_t)lo * F, t->xbuf, (size_t)Bl * F);
     memcpy(t->ybuf, t->epoch_data.y + lo, (size_t)Bl * sizeof(int32_t));
-    status = hn_fault("error", step)
-                 ? hn_fail(HN_EINTERNAL, "forward/backward pass failed at step %ld on rank %d (injected fault, "
-                           "HAMNET_FAULT=error)", step, t->mpi->rank)
-                 : hn_model_train_batch(&t->model, t->ws, t->xbuf, t->ybuf, Bl, (hn_real)(1.0 / (double)Bglobal),
-                                        hn_exchange_ready, &t->ex, NULL, &st);
+    const hn_augment aug = {cfg->train.augment_crop, cfg->train.augment_flip};
+    if (hn_augment_active(&aug)) /* images (checked at start-up), keyed by the samples' file rows */
+      status = hn_augment_batch(&aug, cfg->train.seed, epoch, t->epoch_rows + lo, Bl,
+                                (int)t->train_info.sample_dims[0], (int)t->train_info.sample_dims[1],
+                                (int)t->train_info.sample_dims[2], t->xbuf);
+    if (status == HN_OK)
+      status = hn_fault("error", step)
+                   ? hn_fail(HN_EINTERNAL, "forward/backward pass failed at step %ld on rank %d (injected fault, "
+                             "HAMNET_FAULT=error)", step, t->mpi->rank)
+                   : hn_model_train_batch(&t->model, t->ws, t->xbuf, t->ybuf, Bl, (hn_real)(1.0 / (double)Bglobal),
+                                          hn_exchange_ready, &t->ex, NULL, &st);
   }
   if (hn_fault("exit", step)) {
     fprintf(stderr, "hamnet: rank %d: dying at step %ld (injected fault, HAMNET_FAULT=exit)\n", t->mpi->rank, step);
@@ -697,6 +730,7 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
 /* Loss and accuracy on this rank's validation rows, summed over the ranks. */
 static int validate(trainer *t, double *loss, double *acc) {
   const int F = (int)t->train_info.n_features;
+  HN_TRY(sync_model_state(t));
   double sums[2] = {0, 0};
   int status = HN_OK;
   for (int64_t i = 0; i < t->val.n && status == HN_OK; i += t->max_local_batch) {
@@ -875,6 +909,7 @@ static void trainer_free(trainer *t) {
   hn_dataset_free(&t->val);
   hn_free(t->subset);
   hn_free(t->batch_start);
+  hn_free(t->epoch_rows);
   hn_free(t->xbuf);
   hn_free(t->ybuf);
   hn_progress_free(&t->prog);
@@ -902,6 +937,9 @@ static int train_body(trainer *t, hn_train_result *res) {
     int64_t shape[4] = {t->train_info.n, t->train_info.n_features, t->train_info.n_classes, t->n_val};
     HN_TRY(hn_mpi_check_same("the data set shape (samples, features, classes)", shape, sizeof shape));
   }
+  if ((cfg->train.augment_crop > 0 || cfg->train.augment_flip) && t->train_info.ndim_sample != 3)
+    return hn_fail(HN_EINVAL, "[train] augment_crop / augment_flip need images (a data set of shape [N, C, H, W]); "
+                   "%s holds vectors of %lld features", cfg->data.train, (long long)t->train_info.n_features);
   if (cfg->train.batch_size > t->n_train && t->mpi->rank == 0)
     hn_log_warn("[train] batch_size = %d is larger than the %lld training samples: one batch per epoch",
                 cfg->train.batch_size, (long long)t->n_train);

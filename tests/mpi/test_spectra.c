@@ -131,7 +131,8 @@ static void check_matrix(hn_spectra *sp, int distributed, int n, unsigned seed, 
 
 /* The whole-model path: every rank gets every layer, equal to LAPACKE. */
 static void check_layers(hn_spectra *sp, hn_arch arch, int width, int depth) {
-  hn_model_spec spec = {arch, HN_ACT_TANH, HN_OPEN_PAD, width, depth, 2, 2, 3.0, 0.01};
+  hn_model_spec spec = {.arch = arch, .activation = HN_ACT_TANH, .opening = HN_OPEN_PAD, .width = width,
+                        .depth = depth, .n_features = 2, .n_classes = 2, .final_time = 3.0, .gamma = 0.01};
   hn_model m;
   CHECK_OK(hn_model_create(&m, &spec));
   hn_model_init_params(&m, 7, 1.5);

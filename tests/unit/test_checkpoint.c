@@ -481,7 +481,7 @@ static void test_validation(void) {
 
   CHECK_OK(write_simple(path, &s, 1, 10));
   set_int_attr(path, "/", "format_version", 7);
-  expect_read_error(path, HN_EFORMAT, "format_version 7 is newer than this hamnet supports (1)", "version");
+  expect_read_error(path, HN_EFORMAT, "format_version 7 is newer than this hamnet supports (2)", "version");
   hn_model_spec rs;
   CHECK(hn_ckpt_read_spec(path, &rs) == HN_EFORMAT, "read_spec checks the version too");
 

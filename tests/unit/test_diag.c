@@ -248,7 +248,8 @@ static void test_pass(hn_arch arch) {
   mkdir(run, 0777);
   hn_config cfg = small_config(arch, W, D);
   cfg.diagnostics.max_overhead = 0;
-  hn_model_spec spec = {arch, HN_ACT_TANH, HN_OPEN_PAD, W, D, F, C, 2.0, 0.01};
+  hn_model_spec spec = {.arch = arch, .activation = HN_ACT_TANH, .opening = HN_OPEN_PAD, .width = W, .depth = D,
+                        .n_features = F, .n_classes = C, .final_time = 2.0, .gamma = 0.01};
   hn_model m;
   CHECK_OK(hn_model_create(&m, &spec));
   hn_model_init_params(&m, 3, 1.3);
@@ -375,7 +376,8 @@ static void test_nonfinite(void) {
   mkdir(run, 0777);
   hn_config cfg = small_config(HN_ARCH_RESNET, 4, 3);
   cfg.diagnostics.max_overhead = 0;
-  hn_model_spec spec = {HN_ARCH_RESNET, HN_ACT_TANH, HN_OPEN_PAD, 4, 3, 2, 2, 2.0, 0.01};
+  hn_model_spec spec = {.arch = HN_ARCH_RESNET, .activation = HN_ACT_TANH, .opening = HN_OPEN_PAD, .width = 4,
+                        .depth = 3, .n_features = 2, .n_classes = 2, .final_time = 2.0, .gamma = 0.01};
   hn_model m;
   CHECK_OK(hn_model_create(&m, &spec));
   hn_model_init_params(&m, 3, 1.0);
@@ -412,7 +414,8 @@ static void test_budget(void) {
   mkdir(run, 0777);
   hn_config cfg = small_config(HN_ARCH_RESNET, 16, 32);
   cfg.diagnostics.max_overhead = 1e-6;
-  hn_model_spec spec = {HN_ARCH_RESNET, HN_ACT_TANH, HN_OPEN_PAD, 16, 32, 2, 2, 2.0, 0.01};
+  hn_model_spec spec = {.arch = HN_ARCH_RESNET, .activation = HN_ACT_TANH, .opening = HN_OPEN_PAD, .width = 16,
+                        .depth = 32, .n_features = 2, .n_classes = 2, .final_time = 2.0, .gamma = 0.01};
   hn_model m;
   CHECK_OK(hn_model_create(&m, &spec));
   hn_model_init_params(&m, 3, 1.0);

@@ -110,7 +110,8 @@ static double check_blocks(problem *p, int relu, int *skipped, int *checked, con
 
 static void setup(problem *p, hn_arch arch, hn_activation act, hn_opening open, int depth, int width,
                   int reversible, int stride, uint64_t seed, hn_kernel_path path) {
-  hn_model_spec spec = {arch, act, open, width, depth, 3, 3, 2.0, 0.05};
+  hn_model_spec spec = {.arch = arch, .activation = act, .opening = open, .width = width, .depth = depth,
+                        .n_features = 3, .n_classes = 3, .final_time = 2.0, .gamma = 0.05};
   CHECK_OK(hn_model_create(&p->m, &spec));
   hn_model_init_params(&p->m, seed, 1.0);
   hn_rng r;

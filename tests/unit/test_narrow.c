@@ -29,7 +29,8 @@ typedef struct {
 
 static void setup(problem *p, hn_arch arch, hn_activation act, hn_opening open, int width, int depth, int B,
                   uint64_t seed) {
-  hn_model_spec spec = {arch, act, open, width, depth, 3, 4, 3.0, 0.05};
+  hn_model_spec spec = {.arch = arch, .activation = act, .opening = open, .width = width, .depth = depth,
+                        .n_features = 3, .n_classes = 4, .final_time = 3.0, .gamma = 0.05};
   CHECK_OK(hn_model_create(&p->m, &spec));
   hn_model_init_params(&p->m, seed, 1.0);
   hn_rng r;

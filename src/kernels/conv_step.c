@@ -1,0 +1,286 @@
+/* conv_step.c - the convolutional layer steps of every integrator on one tile (hamnet/conv.h).
+ *
+ * Each step is a few im2col + GEMM products (conv.c) and fused element-wise passes over the
+ * tile (bias, activation and its derivative, state update), written row by row (one channel:
+ * `cols` contiguous values) so that the compiler vectorises them. Where two products need the
+ * im2col of the same tensor they share it: in the Verlet backward step im2col(z_{j+1}) serves
+ * the recomputation of y_j and the gradient of K, and im2col(g1) both K g1 and the gradient of
+ * the K^T half-step. Work buffer: col [9 c][cols], then t1, t2, t3 [c][cols]. */
+#include "hamnet/conv.h"
+#include "kernels/act.h"
+
+typedef struct {
+  hn_real *col, *t1, *t2, *t3;
+  int c, n; /* channels, tile columns */
+} tile_work;
+
+static tile_work split(const hn_conv_step *s, hn_real *work) {
+  tile_work w;
+  w.c = s->c;
+  w.n = hn_conv_cols(&s->t);
+  const size_t cn = (size_t)w.c * w.n;
+  w.col = work;
+  w.t1 = work + 9 * cn;
+  w.t2 = w.t1 + cn;
+  w.t3 = w.t2 + cn;
+  return w;
+}
+
+/* db[r] += scale * sum_q t[r][q] */
+static void rowsum(const tile_work *w, const hn_real *t, hn_real scale, hn_real *db) {
+  for (int r = 0; r < w->c; r++) {
+    const hn_real *x = t + (size_t)r * w->n;
+    hn_real s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int q = 0; q < w->n; q++)
+      s += x[q];
+    db[r] += scale * s;
+  }
+}
+
+/* One half-step over a row: xo = x + coef s(u + bias); d (NULL or saved) = s'(u + bias). */
+static void half_step(hn_activation act, int n, const hn_real *u, hn_real bias, hn_real coef, const hn_real *x,
+                      hn_real *xo, hn_real *d) {
+  if (d) {
+#pragma omp simd
+    for (int q = 0; q < n; q++) {
+      hn_real sv = act_value(act, u[q] + bias);
+      d[q] = act_deriv_from_value(act, sv);
+      xo[q] = x[q] + coef * sv;
+    }
+  } else {
+#pragma omp simd
+    for (int q = 0; q < n; q++)
+      xo[q] = x[q] + coef * act_value(act, u[q] + bias);
+  }
+}
+
+/* Backward of a half-step whose activation is recomputed from u: x -= coef s(u + bias) (the
+ * inverse step), g = coef s'(u + bias) adj. */
+static void half_step_back(hn_activation act, int n, const hn_real *u, hn_real bias, hn_real coef, hn_real *x,
+                           const hn_real *adj, hn_real *g) {
+#pragma omp simd
+  for (int q = 0; q < n; q++) {
+    hn_real sv = act_value(act, u[q] + bias);
+    x[q] -= coef * sv;
+    g[q] = coef * act_deriv_from_value(act, sv) * adj[q];
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* forward Euler: resnet (A = K, gamma = 0) and antisym (A = K - Kt) */
+
+void hn_conv_euler_forward(const hn_conv_step *s, const hn_real *A, const hn_real *b, const hn_real *y,
+                           hn_real *yo, hn_real *D, int ld, hn_real *work) {
+  tile_work w = split(s, work);
+  hn_im2col3(&s->t, w.c, y, ld, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, A, w.col, 0, w.t1, w.n);
+  const hn_real h = s->h, gamma = s->gamma;
+  for (int r = 0; r < w.c; r++) {
+    const hn_real *u = w.t1 + (size_t)r * w.n, *x = y + (size_t)r * ld;
+    hn_real *xo = yo + (size_t)r * ld, *d = D ? D + (size_t)r * ld : NULL;
+    if (gamma != 0) {
+#pragma omp simd
+      for (int q = 0; q < w.n; q++)
+        w.t1[(size_t)r * w.n + q] = u[q] - gamma * x[q];
+    }
+    half_step(s->act, w.n, u, b[r], h, x, xo, d);
+  }
+}
+
+void hn_conv_euler_backward_saved(const hn_conv_step *s, const hn_real *At, const hn_real *y0, const hn_real *D,
+                                  hn_real *gy, hn_real *dA, hn_real *db, int ld, hn_real *work) {
+  tile_work w = split(s, work);
+  const hn_real h = s->h;
+  for (int r = 0; r < w.c; r++) { /* g = h s' gy */
+    hn_real *g = w.t2 + (size_t)r * w.n;
+    const hn_real *d = D + (size_t)r * ld, *a = gy + (size_t)r * ld;
+#pragma omp simd
+    for (int q = 0; q < w.n; q++)
+      g[q] = h * d[q] * a[q];
+  }
+  rowsum(&w, w.t2, 1, db);
+  hn_im2col3(&s->t, w.c, y0, ld, w.col);
+  hn_conv3_grad(&s->t, w.c, w.c, 1, w.t2, w.n, w.col, dA);
+  hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, At, w.col, 1, gy, ld); /* gy += A^T g */
+  if (s->gamma != 0)
+    for (int r = 0; r < w.c; r++) {
+      hn_real *a = gy + (size_t)r * ld;
+      const hn_real *g = w.t2 + (size_t)r * w.n;
+#pragma omp simd
+      for (int q = 0; q < w.n; q++)
+        a[q] -= s->gamma * g[q];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Verlet (hamiltonian) */
+
+void hn_conv_ham_forward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b,
+                         const hn_real *y, const hn_real *z, hn_real *yo, hn_real *zo, hn_real *D1, hn_real *D2,
+                         int ld, hn_real *work) {
+  tile_work w = split(s, work);
+  hn_im2col3(&s->t, w.c, y, ld, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, Kt, w.col, 0, w.t1, w.n); /* K^T y */
+  for (int r = 0; r < w.c; r++)
+    half_step(s->act, w.n, w.t1 + (size_t)r * w.n, b[r], -s->h, z + (size_t)r * ld, zo + (size_t)r * ld,
+              D1 ? D1 + (size_t)r * ld : NULL);
+  hn_im2col3(&s->t, w.c, zo, ld, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, K, w.col, 0, w.t1, w.n); /* K z+ */
+  for (int r = 0; r < w.c; r++)
+    half_step(s->act, w.n, w.t1 + (size_t)r * w.n, b[r], s->h, y + (size_t)r * ld, yo + (size_t)r * ld,
+              D2 ? D2 + (size_t)r * ld : NULL);
+}
+
+void hn_conv_ham_backward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, hn_real *y,
+                          hn_real *z, hn_real *gy, hn_real *gz, hn_real *dK, hn_real *db, int ld, hn_real *work) {
+  tile_work w = split(s, work);
+  const hn_real h = s->h;
+  /* second half-step y1 = y0 + h s(K z1 + b): recompute y0, g2 = h s' gy */
+  hn_im2col3(&s->t, w.c, z, ld, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, K, w.col, 0, w.t1, w.n);
+  for (int r = 0; r < w.c; r++)
+    half_step_back(s->act, w.n, w.t1 + (size_t)r * w.n, b[r], h, y + (size_t)r * ld, gy + (size_t)r * ld,
+                   w.t2 + (size_t)r * w.n);
+  rowsum(&w, w.t2, 1, db);
+  hn_conv3_grad(&s->t, w.c, w.c, 1, w.t2, w.n, w.col, dK); /* col = im2col(z1) */
+  hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, Kt, w.col, 1, gz, ld); /* gz += K^T g2 */
+  /* first half-step z1 = z0 - h s(K^T y0 + b): recompute z0, g1 = -h s' gz */
+  hn_im2col3(&s->t, w.c, y, ld, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, Kt, w.col, 0, w.t1, w.n);
+  for (int r = 0; r < w.c; r++)
+    half_step_back(s->act, w.n, w.t1 + (size_t)r * w.n, b[r], -h, z + (size_t)r * ld, gz + (size_t)r * ld,
+                   w.t2 + (size_t)r * w.n);
+  rowsum(&w, w.t2, 1, db);
+  hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, K, w.col, 1, gy, ld); /* gy += K g1 */
+  hn_conv3_grad(&s->t, w.c, w.c, 1, y, ld, w.col, dK);  /* dK += y0 im2col(g1)^T: the K^T y0 product */
+}
+
+void hn_conv_ham_backward_saved(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *y0,
+                                const hn_real *z1, const hn_real *D1, const hn_real *D2, hn_real *gy, hn_real *gz,
+                                hn_real *dK, hn_real *db, int ld, hn_real *work) {
+  tile_work w = split(s, work);
+  const hn_real h = s->h;
+  for (int r = 0; r < w.c; r++) { /* g2 = h s'_2 gy */
+    hn_real *g = w.t2 + (size_t)r * w.n;
+    const hn_real *d = D2 + (size_t)r * ld, *a = gy + (size_t)r * ld;
+#pragma omp simd
+    for (int q = 0; q < w.n; q++)
+      g[q] = h * d[q] * a[q];
+  }
+  rowsum(&w, w.t2, 1, db);
+  hn_im2col3(&s->t, w.c, z1, ld, w.col);
+  hn_conv3_grad(&s->t, w.c, w.c, 1, w.t2, w.n, w.col, dK);
+  hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, Kt, w.col, 1, gz, ld);
+  for (int r = 0; r < w.c; r++) { /* g1 = -h s'_1 gz */
+    hn_real *g = w.t2 + (size_t)r * w.n;
+    const hn_real *d = D1 + (size_t)r * ld, *a = gz + (size_t)r * ld;
+#pragma omp simd
+    for (int q = 0; q < w.n; q++)
+      g[q] = -h * d[q] * a[q];
+  }
+  rowsum(&w, w.t2, 1, db);
+  hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, K, w.col, 1, gy, ld);
+  hn_conv3_grad(&s->t, w.c, w.c, 1, y0, ld, w.col, dK);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* leapfrog */
+
+void hn_conv_leap_forward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b,
+                          const hn_real *y, const hn_real *yprev, hn_real *yo, hn_real *S, int ld, hn_real *work) {
+  tile_work w = split(s, work);
+  hn_im2col3(&s->t, w.c, y, ld, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, K, w.col, 0, w.t1, w.n);
+  for (int r = 0; r < w.c; r++) { /* t1 = s(K y + b) */
+    hn_real *u = w.t1 + (size_t)r * w.n;
+    const hn_real br = b[r];
+#pragma omp simd
+    for (int q = 0; q < w.n; q++)
+      u[q] = act_value(s->act, u[q] + br);
+    if (S)
+      for (int q = 0; q < w.n; q++)
+        S[(size_t)r * ld + q] = u[q];
+  }
+  hn_im2col3(&s->t, w.c, w.t1, w.n, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, Kt, w.col, 0, w.t2, w.n); /* K^T s */
+  const hn_real h2 = s->h * s->h;
+  for (int r = 0; r < w.c; r++) {
+    const hn_real *a = y + (size_t)r * ld, *p = yprev + (size_t)r * ld, *f = w.t2 + (size_t)r * w.n;
+    hn_real *o = yo + (size_t)r * ld;
+#pragma omp simd
+    for (int q = 0; q < w.n; q++)
+      o[q] = 2 * a[q] - p[q] - h2 * f[q];
+  }
+}
+
+/* The backward step given S = s(K y + b) (row stride lds; not in t1 or t3). */
+static void leap_backward_core(const hn_conv_step *s, const tile_work *w, const hn_real *K, const hn_real *Kt,
+                               const hn_real *y, const hn_real *S, int lds, hn_real *P, hn_real *Q, hn_real *dK,
+                               hn_real *db, int ld) {
+  const hn_real h2 = s->h * s->h;
+  /* y_{j+1} = 2 y - y_{j-1} - h^2 K^T s(K y + b): the term -h^2 <P, K^T s> = -h^2 <K P, s> */
+  hn_im2col3(&s->t, w->c, P, ld, w->col);
+  hn_conv3_apply(&s->t, w->c, w->c, K, w->col, 0, w->t1, w->n); /* K P */
+  hn_conv3_grad(&s->t, w->c, w->c, -h2, S, lds, w->col, dK);    /* via the K of K P */
+  for (int r = 0; r < w->c; r++) { /* t1 = s'(K y + b) K P */
+    hn_real *v = w->t1 + (size_t)r * w->n;
+    const hn_real *sv = S + (size_t)r * lds;
+#pragma omp simd
+    for (int q = 0; q < w->n; q++)
+      v[q] *= act_deriv_from_value(s->act, sv[q]);
+  }
+  rowsum(w, w->t1, -h2, db);
+  hn_im2col3(&s->t, w->c, y, ld, w->col);
+  hn_conv3_grad(&s->t, w->c, w->c, -h2, w->t1, w->n, w->col, dK); /* via the K of K y */
+  hn_im2col3(&s->t, w->c, w->t1, w->n, w->col);
+  hn_conv3_apply(&s->t, w->c, w->c, Kt, w->col, 0, w->t3, w->n); /* K^T s' K P */
+  for (int r = 0; r < w->c; r++) { /* (P, Q) <- (Q + 2 P - h^2 J^T P, -P) */
+    hn_real *p = P + (size_t)r * ld, *qq = Q + (size_t)r * ld;
+    const hn_real *f = w->t3 + (size_t)r * w->n;
+#pragma omp simd
+    for (int q = 0; q < w->n; q++) {
+      hn_real pv = p[q];
+      p[q] = qq[q] + 2 * pv - h2 * f[q];
+      qq[q] = -pv;
+    }
+  }
+}
+
+void hn_conv_leap_backward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b,
+                           const hn_real *y, hn_real *ynext, hn_real *P, hn_real *Q, hn_real *dK, hn_real *db, int ld,
+                           hn_real *work) {
+  tile_work w = split(s, work);
+  hn_im2col3(&s->t, w.c, y, ld, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, K, w.col, 0, w.t2, w.n);
+  for (int r = 0; r < w.c; r++) { /* t2 = S = s(K y + b) */
+    hn_real *u = w.t2 + (size_t)r * w.n;
+    const hn_real br = b[r];
+#pragma omp simd
+    for (int q = 0; q < w.n; q++)
+      u[q] = act_value(s->act, u[q] + br);
+  }
+  hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
+  hn_conv3_apply(&s->t, w.c, w.c, Kt, w.col, 0, w.t3, w.n);
+  const hn_real h2 = s->h * s->h;
+  for (int r = 0; r < w.c; r++) { /* y_{j-1} = 2 y_j - y_{j+1} - h^2 K^T S, over y_{j+1} */
+    const hn_real *a = y + (size_t)r * ld, *f = w.t3 + (size_t)r * w.n;
+    hn_real *o = ynext + (size_t)r * ld;
+#pragma omp simd
+    for (int q = 0; q < w.n; q++)
+      o[q] = 2 * a[q] - o[q] - h2 * f[q];
+  }
+  leap_backward_core(s, &w, K, Kt, y, w.t2, w.n, P, Q, dK, db, ld);
+}
+
+void hn_conv_leap_backward_saved(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *y,
+                                 const hn_real *S, hn_real *P, hn_real *Q, hn_real *dK, hn_real *db, int ld,
+                                 hn_real *work) {
+  tile_work w = split(s, work);
+  leap_backward_core(s, &w, K, Kt, y, S, ld, P, Q, dK, db, ld);
+}
