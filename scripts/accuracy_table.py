@@ -11,7 +11,7 @@ of the whole run, and the time until the validation accuracy first reached the d
 Every run is a real `hamnet train` on one rank (OMP_NUM_THREADS=1 unless --threads).
 
     scripts/accuracy_table.py [--seeds 3] [--data ellipses,swissroll,peaks] [--quick]
-                              [--out results/accuracy] [--threads 1] [--hamnet build/hamnet]
+                              [--out runs/accuracy] [--threads 1] [--hamnet build/hamnet]
 
 --quick runs one seed with a fifth of the epochs (a smoke test of the script, not the result).
 """
@@ -108,7 +108,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-multilevel", action="store_true")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=os.path.join(ROOT, "results", "accuracy"))
+    p.add_argument("--out", default=os.path.join(ROOT, "runs", "accuracy"))
     p.add_argument("--hamnet", default=os.path.join(ROOT, "build", "hamnet"))
     a = p.parse_args()
     seeds = 1 if a.quick else a.seeds
