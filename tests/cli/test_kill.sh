@@ -142,11 +142,14 @@ echo "SIGKILL x $kills (1 rank; $in_write inside a checkpoint write): $campaigns
 
 # --- SIGKILL on 2 ranks: a random rank, or mpiexec itself ------------------------------------------
 if hn_have_mpi; then
-  run_hamnet 2 train kill.ini --run-dir ref2 >ref2.log 2>&1 || fail "2-rank reference failed: $(cat ref2.log)"
+  # Long enough (2000 steps) that four kills at 0.5-1 s each never find the run finished, however
+  # fast the kernels get.
+  long=(--set train.epochs=40)
+  run_hamnet 2 train kill.ini --run-dir ref2 "${long[@]}" >ref2.log 2>&1 || fail "2-rank reference failed: $(cat ref2.log)"
   dir=m0
   mkills=0
   while ((mkills < 4)); do
-    mpiexec -n 2 --oversubscribe --bind-to none "$HAMNET" train kill.ini --run-dir "$dir" >"$dir.log" 2>&1 &
+    mpiexec -n 2 --oversubscribe --bind-to none "$HAMNET" train kill.ini --run-dir "$dir" "${long[@]}" >"$dir.log" 2>&1 &
     pid=$!
     bg_pids+=("$pid")
     sleep "0.$((5 + RANDOM % 5))$((RANDOM % 10))"
@@ -163,7 +166,7 @@ if hn_have_mpi; then
     mkills=$((mkills + 1))
     verify_all "$dir" >/dev/null || fail "2 ranks, kill $mkills: a checkpoint in place does not read back"
   done
-  out=$(run_hamnet 2 train kill.ini --run-dir "$dir" 2>&1) || fail "2 ranks: final resume failed: $out"
+  out=$(run_hamnet 2 train kill.ini --run-dir "$dir" "${long[@]}" 2>&1) || fail "2 ranks: final resume failed: $out"
   same_ckpt "$(newest_ckpt ref2)" "$(newest_ckpt "$dir")" || fail "2 ranks: final checkpoint differs"
   same_steps ref2/steps.tsv "$dir/steps.tsv" || fail "2 ranks: steps.tsv differs"
   echo "SIGKILL x $mkills (2 ranks: a rank or mpiexec): finished bitwise equal to the uninterrupted run"
