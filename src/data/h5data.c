@@ -18,6 +18,7 @@
 #include "hamnet/h5guard.h"
 #include "hamnet/mem.h"
 #include "hamnet/parallel.h"
+#include "core/h5util.h"
 
 #define HN_H5_CHUNK_BYTES (1u << 20)       /* target chunk size when writing */
 #define HN_H5_CACHE_BYTES (32u << 20)      /* chunk cache per dataset when reading */
@@ -29,67 +30,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* HDF5 error handling                                                                       */
 
-typedef struct {
-  H5E_auto2_t func;
-  void *data;
-} h5_quiet;
-
-static void quiet_on(h5_quiet *q) {
-  q->func = NULL;
-  q->data = NULL;
-  H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_off(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
-
-typedef struct {
-  char text[320];
-} h5_detail;
-
-static herr_t walk_innermost(unsigned n, const H5E_error2_t *err, void *data) {
-  h5_detail *d = data;
-  if (n == 0 && err && err->desc)
-    snprintf(d->text, sizeof d->text, " (HDF5: %s)", err->desc);
-  return 0;
-}
-
-/* " (HDF5: <innermost message of the current error stack>)" or "" - call right after the
- * failing HDF5 call, before the next one clears the stack. */
-static const char *detail(h5_detail *d) {
-  d->text[0] = '\0';
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, d);
-  return d->text;
-}
-
-static void close_id(hid_t *id) {
-  if (*id < 0)
-    return;
-  switch (H5Iget_type(*id)) {
-  case H5I_FILE: H5Fclose(*id); break;
-  case H5I_DATASET: H5Dclose(*id); break;
-  case H5I_DATASPACE: H5Sclose(*id); break;
-  case H5I_DATATYPE: H5Tclose(*id); break;
-  case H5I_ATTR: H5Aclose(*id); break;
-  case H5I_GENPROP_LST: H5Pclose(*id); break;
-  case H5I_GROUP: H5Gclose(*id); break;
-  default: break;
-  }
-  *id = H5I_INVALID_HID;
-}
-
-static void type_name(hid_t t, char *buf, size_t n) {
-  size_t bits = H5Tget_size(t) * 8;
-  switch (H5Tget_class(t)) {
-  case H5T_FLOAT: snprintf(buf, n, "float%zu", bits); break;
-  case H5T_INTEGER: snprintf(buf, n, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits); break;
-  case H5T_STRING: snprintf(buf, n, "string"); break;
-  case H5T_COMPOUND: snprintf(buf, n, "compound"); break;
-  case H5T_ENUM: snprintf(buf, n, "enum/bool"); break;
-  case H5T_ARRAY: snprintf(buf, n, "array"); break;
-  default: snprintf(buf, n, "other"); break;
-  }
-}
+/* The helpers of core/h5util.h: hn_h5_quiet_on/off, hn_h5_detail, hn_h5_close, hn_h5_type_name. */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Opening and probing                                                                       */
@@ -106,13 +47,13 @@ static int check_file(const char *path) {
   if (!probe)
     return hn_fail(HN_EIO, "cannot open %s: %s", path, strerror(errno));
   fclose(probe);
-  h5_detail d;
+  hn_h5_err d;
   htri_t is = H5Fis_hdf5(path);
   if (is == 0)
     return hn_fail(HN_EFORMAT, "%s: not an HDF5 file (hamnet data sets are HDF5 files with /X and /y; "
                    "convert CSV or IDX data with 'hamnet import')", path);
   if (is < 0)
-    return hn_fail(HN_EFORMAT, "%s: cannot be read as HDF5 - truncated or corrupted?%s", path, detail(&d));
+    return hn_fail(HN_EFORMAT, "%s: cannot be read as HDF5 - truncated or corrupted?%s", path, hn_h5_detail(&d));
   return HN_OK;
 }
 
@@ -120,7 +61,7 @@ static int check_file(const char *path) {
  * MPI-IO driver on comm: collective - every rank of comm must call it (and later close the
  * file, also collectively). */
 static int open_h5(const char *path, MPI_Comm comm, hid_t *file) {
-  h5_detail d;
+  hn_h5_err d;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (fapl >= 0 && comm != MPI_COMM_NULL)
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
@@ -132,8 +73,8 @@ static int open_h5(const char *path, MPI_Comm comm, hid_t *file) {
   int status = HN_OK;
   if (*file < 0)
     status = hn_fail(HN_EFORMAT, "%s: cannot open as HDF5%s - truncated or corrupted file?%s", path,
-                     comm != MPI_COMM_NULL ? " with the MPI-IO driver" : "", detail(&d));
-  close_id(&fapl);
+                     comm != MPI_COMM_NULL ? " with the MPI-IO driver" : "", hn_h5_detail(&d));
+  hn_h5_close(&fapl);
   return status;
 }
 
@@ -149,46 +90,46 @@ typedef struct {
 } h5_set;
 
 static void close_set(h5_set *h) {
-  close_id(&h->dy);
-  close_id(&h->dx);
-  close_id(&h->file);
+  hn_h5_close(&h->dy);
+  hn_h5_close(&h->dx);
+  hn_h5_close(&h->file);
 }
 
 static int open_dataset(const char *path, hid_t file, const char *name, const char *expect, hid_t *out) {
-  h5_detail d;
+  hn_h5_err d;
   htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
   if (exists == 0)
     return hn_fail(HN_EFORMAT, "%s: missing dataset %s (expected %s)", path, name, expect);
   if (exists < 0)
-    return hn_fail(HN_EFORMAT, "%s: cannot look up %s%s", path, name, detail(&d));
+    return hn_fail(HN_EFORMAT, "%s: cannot look up %s%s", path, name, hn_h5_detail(&d));
   hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
   if (dapl >= 0)
     H5Pset_chunk_cache(dapl, HN_H5_CACHE_SLOTS, HN_H5_CACHE_BYTES, 1.0);
   *out = H5Dopen2(file, name, dapl >= 0 ? dapl : H5P_DEFAULT);
   int status = HN_OK;
   if (*out < 0)
-    status = hn_fail(HN_EFORMAT, "%s: %s is not a dataset (expected %s)%s", path, name, expect, detail(&d));
-  close_id(&dapl);
+    status = hn_fail(HN_EFORMAT, "%s: %s is not a dataset (expected %s)%s", path, name, expect, hn_h5_detail(&d));
+  hn_h5_close(&dapl);
   return status;
 }
 
 /* Class, rank and dims of a dataset; dims converted to int64 (refusing > INT64_MAX). */
 static int dataset_shape(const char *path, const char *name, hid_t dset, H5T_class_t *cls, char *tname,
                          int *rank, int64_t *dims) {
-  h5_detail d;
+  hn_h5_err d;
   hid_t type = H5Dget_type(dset);
   if (type < 0)
-    return hn_fail(HN_EFORMAT, "%s: cannot read the type of %s%s", path, name, detail(&d));
+    return hn_fail(HN_EFORMAT, "%s: cannot read the type of %s%s", path, name, hn_h5_detail(&d));
   *cls = H5Tget_class(type);
-  type_name(type, tname, 16);
+  hn_h5_type_name(type, tname, 16);
   size_t tsize = H5Tget_size(type);
-  close_id(&type);
+  hn_h5_close(&type);
   if (tsize == 0 || tsize > 16) /* no number type is wider: a damaged header (HDF5 would convert through it) */
     return hn_fail(HN_EFORMAT, "%s: %s has elements of %zu bytes; no integer or floating-point type is that wide "
                    "(a corrupted file?)", path, name, tsize);
   hid_t space = H5Dget_space(dset);
   if (space < 0)
-    return hn_fail(HN_EFORMAT, "%s: cannot read the shape of %s%s", path, name, detail(&d));
+    return hn_fail(HN_EFORMAT, "%s: cannot read the shape of %s%s", path, name, hn_h5_detail(&d));
   int status = HN_OK;
   H5S_class_t sc = H5Sget_simple_extent_type(space);
   *rank = sc == H5S_SIMPLE ? H5Sget_simple_extent_ndims(space) : 0;
@@ -206,7 +147,7 @@ static int dataset_shape(const char *path, const char *name, hid_t dset, H5T_cla
       dims[k] = (int64_t)hd[k];
     }
   }
-  close_id(&space);
+  hn_h5_close(&space);
   return status;
 }
 
@@ -223,17 +164,17 @@ static int has_fletcher32(hid_t dset) {
     if (H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelem, NULL, sizeof name, name, &config) == H5Z_FILTER_FLETCHER32)
       found = 1;
   }
-  close_id(&dcpl);
+  hn_h5_close(&dcpl);
   return found;
 }
 
 /* The n_classes attribute: *present = 0/1, *value in 1..HN_DATA_MAX_CLASSES. */
 static int read_n_classes_attr(const char *path, hid_t file, int *present, int *value) {
-  h5_detail d;
+  hn_h5_err d;
   *present = 0;
   htri_t exists = H5Aexists(file, "n_classes");
   if (exists < 0)
-    return hn_fail(HN_EFORMAT, "%s: cannot look up the n_classes attribute%s", path, detail(&d));
+    return hn_fail(HN_EFORMAT, "%s: cannot look up the n_classes attribute%s", path, hn_h5_detail(&d));
   if (exists == 0)
     return HN_OK;
   hid_t attr = H5Aopen(file, "n_classes", H5P_DEFAULT), type = H5I_INVALID_HID, space = H5I_INVALID_HID;
@@ -241,16 +182,16 @@ static int read_n_classes_attr(const char *path, hid_t file, int *present, int *
   long long v = 0;
   char tname[16] = "?";
   if (attr < 0) {
-    status = hn_fail(HN_EFORMAT, "%s: cannot open the n_classes attribute%s", path, detail(&d));
+    status = hn_fail(HN_EFORMAT, "%s: cannot open the n_classes attribute%s", path, hn_h5_detail(&d));
     goto done;
   }
   type = H5Aget_type(attr);
   space = H5Aget_space(attr);
   if (type < 0 || space < 0) {
-    status = hn_fail(HN_EFORMAT, "%s: cannot read the n_classes attribute%s", path, detail(&d));
+    status = hn_fail(HN_EFORMAT, "%s: cannot read the n_classes attribute%s", path, hn_h5_detail(&d));
     goto done;
   }
-  type_name(type, tname, sizeof tname);
+  hn_h5_type_name(type, tname, sizeof tname);
   if (H5Tget_class(type) != H5T_INTEGER) {
     status = hn_fail(HN_EFORMAT, "%s: attribute n_classes has type %s; it must be an integer "
                      "(h5py: f.attrs['n_classes'] = 10)", path, tname);
@@ -262,7 +203,7 @@ static int read_n_classes_attr(const char *path, hid_t file, int *present, int *
     goto done;
   }
   if (H5Aread(attr, H5T_NATIVE_LLONG, &v) < 0) {
-    status = hn_fail(HN_EFORMAT, "%s: cannot read the n_classes attribute%s", path, detail(&d));
+    status = hn_fail(HN_EFORMAT, "%s: cannot read the n_classes attribute%s", path, hn_h5_detail(&d));
     goto done;
   }
   if (v < 1 || v > HN_DATA_MAX_CLASSES) {
@@ -272,9 +213,9 @@ static int read_n_classes_attr(const char *path, hid_t file, int *present, int *
   *present = 1;
   *value = (int)v;
 done:
-  close_id(&space);
-  close_id(&type);
-  close_id(&attr);
+  hn_h5_close(&space);
+  hn_h5_close(&type);
+  hn_h5_close(&attr);
   return status;
 }
 
@@ -292,7 +233,7 @@ static int probe_open_on(const char *path, MPI_Comm comm, hn_dataset_info *info,
   h->file = h->dx = h->dy = H5I_INVALID_HID;
   if (labels)
     *labels = NULL;
-  h5_detail d;
+  hn_h5_err d;
   int status = comm == MPI_COMM_NULL ? open_file(path, &h->file) : open_h5(path, comm, &h->file);
   if (status != HN_OK)
     return status;
@@ -354,7 +295,7 @@ static int probe_open_on(const char *path, MPI_Comm comm, hn_dataset_info *info,
       goto fail;
     }
     if (H5Dread(h->dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) < 0) {
-      status = hn_fail(HN_EFORMAT, "%s: cannot read /y%s", path, detail(&d));
+      status = hn_fail(HN_EFORMAT, "%s: cannot read /y%s", path, hn_h5_detail(&d));
       goto fail;
     }
     int32_t max = -1;
@@ -389,15 +330,15 @@ static int probe_open(const char *path, hn_dataset_info *info, h5_set *h, int32_
 }
 
 int hn_dataset_probe(const char *path, hn_dataset_info *info) {
-  h5_quiet q;
-  quiet_on(&q);
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
   h5_set h;
   int status = probe_open(path, info, &h, NULL);
   if (status == HN_OK)
     close_set(&h);
   else
     memset(info, 0, sizeof *info);
-  quiet_off(&q);
+  hn_h5_quiet_off(&q);
   return status;
 }
 
@@ -409,10 +350,10 @@ int hn_dataset_probe(const char *path, hn_dataset_info *info) {
  * much faster than into a flat 1-D space. */
 static int read_range(const char *path, const char *name, hid_t dset, hid_t memtype, int64_t first, int64_t count,
                       void *buf) {
-  h5_detail d;
+  hn_h5_err d;
   hid_t fspace = H5Dget_space(dset);
   if (fspace < 0)
-    return hn_fail(HN_EFORMAT, "%s: cannot read the shape of %s%s", path, name, detail(&d));
+    return hn_fail(HN_EFORMAT, "%s: cannot read the shape of %s%s", path, name, hn_h5_detail(&d));
   hsize_t dims[4] = {0, 0, 0, 0};
   int rank = H5Sget_simple_extent_ndims(fspace);
   H5Sget_simple_extent_dims(fspace, dims, NULL);
@@ -422,9 +363,9 @@ static int read_range(const char *path, const char *name, hid_t dset, hid_t memt
   if (mspace < 0 || H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL) < 0 ||
       H5Dread(dset, memtype, mspace, fspace, H5P_DEFAULT, buf) < 0)
     status = hn_fail(HN_EFORMAT, "%s: cannot read %s (rows %lld..%lld)%s", path, name, (long long)first,
-                     (long long)(first + count - 1), detail(&d));
-  close_id(&mspace);
-  close_id(&fspace);
+                     (long long)(first + count - 1), hn_h5_detail(&d));
+  hn_h5_close(&mspace);
+  hn_h5_close(&fspace);
   return status;
 }
 
@@ -432,10 +373,10 @@ static int read_range(const char *path, const char *name, hid_t dset, hid_t memt
  * hyperslabs (OR-ing costs grow with the runs already selected, so the caller keeps m small). */
 static int read_runs(const char *path, const char *name, hid_t dset, hid_t memtype, const int64_t *u, int64_t m,
                      void *buf) {
-  h5_detail d;
+  hn_h5_err d;
   hid_t fspace = H5Dget_space(dset), mspace = H5I_INVALID_HID;
   if (fspace < 0)
-    return hn_fail(HN_EFORMAT, "%s: cannot read the shape of %s%s", path, name, detail(&d));
+    return hn_fail(HN_EFORMAT, "%s: cannot read the shape of %s%s", path, name, hn_h5_detail(&d));
   hsize_t dims[4] = {0, 0, 0, 0};
   int rank = H5Sget_simple_extent_ndims(fspace);
   H5Sget_simple_extent_dims(fspace, dims, NULL);
@@ -447,7 +388,7 @@ static int read_runs(const char *path, const char *name, hid_t dset, hid_t memty
       j++;
     hsize_t start[4] = {(hsize_t)u[i], 0, 0, 0}, count[4] = {(hsize_t)(j - i), dims[1], dims[2], dims[3]};
     if (H5Sselect_hyperslab(fspace, H5S_SELECT_OR, start, NULL, count, NULL) < 0) {
-      status = hn_fail(HN_EFORMAT, "%s: cannot select rows of %s%s", path, name, detail(&d));
+      status = hn_fail(HN_EFORMAT, "%s: cannot select rows of %s%s", path, name, hn_h5_detail(&d));
       goto done;
     }
     i = j;
@@ -456,10 +397,10 @@ static int read_runs(const char *path, const char *name, hid_t dset, hid_t memty
   mspace = H5Screate_simple(rank, mdims, NULL);
   if (mspace < 0 || H5Dread(dset, memtype, mspace, fspace, H5P_DEFAULT, buf) < 0)
     status = hn_fail(HN_EFORMAT, "%s: cannot read %s (rows %lld..%lld)%s", path, name, (long long)u[0],
-                     (long long)u[m - 1], detail(&d));
+                     (long long)u[m - 1], hn_h5_detail(&d));
 done:
-  close_id(&mspace);
-  close_id(&fspace);
+  hn_h5_close(&mspace);
+  hn_h5_close(&fspace);
   return status;
 }
 
@@ -526,9 +467,9 @@ static int alloc_like(hn_dataset *ds, const hn_dataset_info *info, int64_t n, co
 
 int hn_dataset_read(const char *path, hn_dataset *ds) {
   memset(ds, 0, sizeof *ds);
-  h5_quiet q;
-  quiet_on(&q);
-  h5_detail d;
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
+  hn_h5_err d;
   h5_set h;
   hn_dataset_info info;
   int32_t *labels = NULL;
@@ -538,13 +479,13 @@ int hn_dataset_read(const char *path, hn_dataset *ds) {
   if ((status = alloc_like(ds, &info, info.n, path)) != HN_OK)
     goto close;
   if (H5Dread(h.dx, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->X) < 0) {
-    status = hn_fail(HN_EFORMAT, "%s: cannot read /X%s", path, detail(&d));
+    status = hn_fail(HN_EFORMAT, "%s: cannot read /X%s", path, hn_h5_detail(&d));
     goto close;
   }
   if (labels)
     memcpy(ds->y, labels, (size_t)info.n * sizeof(int32_t));
   else if (H5Dread(h.dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->y) < 0) {
-    status = hn_fail(HN_EFORMAT, "%s: cannot read /y%s", path, detail(&d));
+    status = hn_fail(HN_EFORMAT, "%s: cannot read /y%s", path, hn_h5_detail(&d));
     goto close;
   }
   status = hn_data_check_block(path, ds->X, ds->y, ds->n, ds->ndim_sample, ds->sample_dims, ds->n_features,
@@ -555,7 +496,7 @@ out:
   hn_free(labels);
   if (status != HN_OK)
     hn_dataset_free(ds);
-  quiet_off(&q);
+  hn_h5_quiet_off(&q);
   return status;
 }
 
@@ -694,8 +635,8 @@ int hn_dataset_read_rows(const char *path, const int64_t *rows, int64_t count, h
   memset(ds, 0, sizeof *ds);
   if (count < 0 || (count > 0 && !rows))
     return hn_fail(HN_EINVAL, "reading %s: bad row list (count %lld)", path, (long long)count);
-  h5_quiet q;
-  quiet_on(&q);
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
   h5_set h;
   hn_dataset_info info;
   int status = probe_open(path, &info, &h, NULL);
@@ -705,7 +646,7 @@ int hn_dataset_read_rows(const char *path, const int64_t *rows, int64_t count, h
   }
   if (status != HN_OK)
     hn_dataset_free(ds);
-  quiet_off(&q);
+  hn_h5_quiet_off(&q);
   return status;
 }
 
@@ -720,8 +661,8 @@ static int read_rows_mpi(MPI_Comm comm, const char *path, const int64_t *rows, i
   int status = hn_mpi_check_same_comm(comm, "the data file name", path, strlen(path));
   if (status != HN_OK)
     return hn_fail_context(status, "reading %s", path);
-  h5_quiet q;
-  quiet_on(&q);
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
   int local = pre;
   if (local != HN_OK)
     ;
@@ -733,7 +674,7 @@ static int read_rows_mpi(MPI_Comm comm, const char *path, const int64_t *rows, i
     local = check_file(path);
   status = hn_mpi_agree_comm(comm, local);
   if (status != HN_OK) {
-    quiet_off(&q);
+    hn_h5_quiet_off(&q);
     return status;
   }
   /* 2. Open (collective), probe and read this rank's rows (independent transfers: each rank
@@ -746,7 +687,7 @@ static int read_rows_mpi(MPI_Comm comm, const char *path, const int64_t *rows, i
     local = read_rows_open(path, &h, &info, rows, count, ds);
     close_set(&h);
   }
-  quiet_off(&q);
+  hn_h5_quiet_off(&q);
   status = hn_mpi_agree_comm(comm, local);
   if (status != HN_OK)
     hn_dataset_free(ds);
@@ -774,9 +715,9 @@ int hn_dataset_read_range_mpi(MPI_Comm comm, const char *path, int64_t first, in
 
 int hn_dataset_read_labels(const char *path, hn_dataset_info *info, int32_t **y) {
   *y = NULL;
-  h5_quiet q;
-  quiet_on(&q);
-  h5_detail d;
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
+  hn_h5_err d;
   h5_set h;
   int32_t *labels = NULL;
   int status = probe_open(path, info, &h, &labels);
@@ -787,7 +728,7 @@ int hn_dataset_read_labels(const char *path, hn_dataset_info *info, int32_t **y)
     if (!labels)
       status = hn_fail_context(HN_ENOMEM, "reading %s", path);
     else if (H5Dread(h.dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) < 0)
-      status = hn_fail(HN_EFORMAT, "%s: cannot read /y%s", path, detail(&d));
+      status = hn_fail(HN_EFORMAT, "%s: cannot read /y%s", path, hn_h5_detail(&d));
   }
   for (int64_t i = 0; status == HN_OK && i < info->n; i++)
     if (labels[i] < 0 || labels[i] >= info->n_classes)
@@ -802,14 +743,14 @@ out:
     hn_free(labels);
     memset(info, 0, sizeof *info);
   }
-  quiet_off(&q);
+  hn_h5_quiet_off(&q);
   return status;
 }
 
 int hn_dataset_summarize(const char *path, hn_dataset_summary *s) {
   memset(s, 0, sizeof *s);
-  h5_quiet q;
-  quiet_on(&q);
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
   h5_set h;
   float *xb = NULL;
   int32_t *yb = NULL;
@@ -859,7 +800,7 @@ out:
   hn_free(yb);
   if (status != HN_OK)
     hn_dataset_summary_free(s);
-  quiet_off(&q);
+  hn_h5_quiet_off(&q);
   return status;
 }
 
@@ -873,9 +814,9 @@ void hn_dataset_summary_free(hn_dataset_summary *s) {
 int hn_file_format(const char *path, char *buf, size_t size) {
   if (size > 0)
     buf[0] = '\0';
-  h5_quiet q;
-  quiet_on(&q);
-  h5_detail d;
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
+  hn_h5_err d;
   hid_t file = H5I_INVALID_HID, attr = H5I_INVALID_HID, type = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
   int status = open_file(path, &file);
   if (status == HN_OK) /* the format attribute is a string from HDF5's unchecksummed global heap */
@@ -885,7 +826,7 @@ int hn_file_format(const char *path, char *buf, size_t size) {
   htri_t exists = H5Aexists(file, "format");
   if (exists <= 0) {
     if (exists < 0)
-      status = hn_fail(HN_EFORMAT, "%s: cannot look up the format attribute%s", path, detail(&d));
+      status = hn_fail(HN_EFORMAT, "%s: cannot look up the format attribute%s", path, hn_h5_detail(&d));
     goto out;
   }
   attr = H5Aopen(file, "format", H5P_DEFAULT);
@@ -900,7 +841,7 @@ int hn_file_format(const char *path, char *buf, size_t size) {
     H5Tset_size(mtype, H5T_VARIABLE);
     H5Tset_cset(mtype, H5Tget_cset(type));
     if (H5Aread(attr, mtype, &s) < 0) {
-      status = hn_fail(HN_EFORMAT, "%s: cannot read the format attribute%s", path, detail(&d));
+      status = hn_fail(HN_EFORMAT, "%s: cannot read the format attribute%s", path, hn_h5_detail(&d));
       goto out;
     }
     if (size > 0)
@@ -916,17 +857,17 @@ int hn_file_format(const char *path, char *buf, size_t size) {
     H5Tset_size(mtype, len + 1);
     H5Tset_strpad(mtype, H5T_STR_NULLTERM);
     if (H5Aread(attr, mtype, s) < 0)
-      status = hn_fail(HN_EFORMAT, "%s: cannot read the format attribute%s", path, detail(&d));
+      status = hn_fail(HN_EFORMAT, "%s: cannot read the format attribute%s", path, hn_h5_detail(&d));
     else if (size > 0)
       snprintf(buf, size, "%s", s);
     free(s);
   }
 out:
-  close_id(&mtype);
-  close_id(&type);
-  close_id(&attr);
-  close_id(&file);
-  quiet_off(&q);
+  hn_h5_close(&mtype);
+  hn_h5_close(&type);
+  hn_h5_close(&attr);
+  hn_h5_close(&file);
+  hn_h5_quiet_off(&q);
   return status;
 }
 
@@ -954,7 +895,7 @@ static void chunk_dims(int rank, const hsize_t *dims, size_t elem, hsize_t *chun
 
 static int write_dataset(const char *path, hid_t file, const char *name, hid_t filetype, hid_t memtype, int rank,
                          const hsize_t *dims, size_t elem, const void *data) {
-  h5_detail d;
+  hn_h5_err d;
   hsize_t chunk[4];
   chunk_dims(rank, dims, elem, chunk);
   hid_t space = H5Screate_simple(rank, dims, NULL);
@@ -964,37 +905,37 @@ static int write_dataset(const char *path, hid_t file, const char *name, hid_t f
   if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, rank, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 ||
       (dset = H5Dcreate2(file, name, filetype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
       H5Dwrite(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    status = hn_fail(HN_EIO, "cannot write %s to %s%s", name, path, detail(&d));
-  close_id(&dset);
-  close_id(&dcpl);
-  close_id(&space);
+    status = hn_fail(HN_EIO, "cannot write %s to %s%s", name, path, hn_h5_detail(&d));
+  hn_h5_close(&dset);
+  hn_h5_close(&dcpl);
+  hn_h5_close(&space);
   return status;
 }
 
 static int write_int_attr(const char *path, hid_t file, const char *name, int value) {
-  h5_detail d;
+  hn_h5_err d;
   hid_t space = H5Screate(H5S_SCALAR), attr = H5I_INVALID_HID;
   int status = HN_OK;
   if (space < 0 || (attr = H5Acreate2(file, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(attr, H5T_NATIVE_INT, &value) < 0)
-    status = hn_fail(HN_EIO, "cannot write attribute %s to %s%s", name, path, detail(&d));
-  close_id(&attr);
-  close_id(&space);
+    status = hn_fail(HN_EIO, "cannot write attribute %s to %s%s", name, path, hn_h5_detail(&d));
+  hn_h5_close(&attr);
+  hn_h5_close(&space);
   return status;
 }
 
 static int write_string_attr(const char *path, hid_t file, const char *name, const char *value) {
-  h5_detail d;
+  hn_h5_err d;
   hid_t space = H5Screate(H5S_SCALAR), type = H5Tcopy(H5T_C_S1), attr = H5I_INVALID_HID;
   int status = HN_OK;
   /* Variable-length UTF-8, as h5py writes str attributes (h5py reads it back as str). */
   if (space < 0 || type < 0 || H5Tset_size(type, H5T_VARIABLE) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0 ||
       (attr = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
       H5Awrite(attr, type, &value) < 0)
-    status = hn_fail(HN_EIO, "cannot write attribute %s to %s%s", name, path, detail(&d));
-  close_id(&attr);
-  close_id(&type);
-  close_id(&space);
+    status = hn_fail(HN_EIO, "cannot write attribute %s to %s%s", name, path, hn_h5_detail(&d));
+  hn_h5_close(&attr);
+  hn_h5_close(&type);
+  hn_h5_close(&space);
   return status;
 }
 
@@ -1010,9 +951,9 @@ int hn_dataset_write(const char *path, const hn_dataset *ds) {
     return hn_fail(HN_ENOMEM, "out of memory writing %s", path);
   memcpy(tmp, path, len);
   memcpy(tmp + len, ".tmp", 5);
-  h5_quiet q;
-  quiet_on(&q);
-  h5_detail d;
+  hn_h5_quiet q;
+  hn_h5_quiet_on(&q);
+  hn_h5_err d;
   /* The 1.8 file format: superblock and object headers carry checksums, so a damaged header is
    * refused by HDF5 instead of being parsed (HDF5 1.10 has memory-safety bugs on corrupted
    * unchecksummed metadata). h5py and HDF5 >= 1.8 read it. */
@@ -1020,9 +961,9 @@ int hn_dataset_write(const char *path, const hn_dataset *ds) {
   if (fapl >= 0)
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
   hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
-  close_id(&fapl);
+  hn_h5_close(&fapl);
   if (file < 0) {
-    status = hn_fail(HN_EIO, "cannot create %s (does its directory exist and is it writable?)%s", tmp, detail(&d));
+    status = hn_fail(HN_EIO, "cannot create %s (does its directory exist and is it writable?)%s", tmp, hn_h5_detail(&d));
     goto out;
   }
   int rank = 1 + ds->ndim_sample;
@@ -1036,11 +977,11 @@ int hn_dataset_write(const char *path, const hn_dataset *ds) {
       (status = write_int_attr(tmp, file, "n_classes", ds->n_classes)) != HN_OK ||
       (status = write_string_attr(tmp, file, "format", HN_DATA_FORMAT)) != HN_OK ||
       (status = write_int_attr(tmp, file, "format_version", 1)) != HN_OK) {
-    close_id(&file);
+    hn_h5_close(&file);
     goto out;
   }
   if (H5Fclose(file) < 0) {
-    status = hn_fail(HN_EIO, "cannot finish writing %s (disk full?)%s", tmp, detail(&d));
+    status = hn_fail(HN_EIO, "cannot finish writing %s (disk full?)%s", tmp, hn_h5_detail(&d));
     goto out;
   }
   if (rename(tmp, path) != 0)
@@ -1049,6 +990,6 @@ out:
   if (status != HN_OK)
     remove(tmp);
   free(tmp);
-  quiet_off(&q);
+  hn_h5_quiet_off(&q);
   return status;
 }

@@ -11,7 +11,7 @@
 #include "diag/diag_internal.h"
 #include "hamnet/diag.h"
 #include "hamnet/error.h"
-#include "io/io_internal.h"
+#include "core/h5util.h"
 
 typedef struct {
   const char *path;

@@ -17,7 +17,7 @@
 #include "hamnet/error.h"
 #include "hamnet/mem.h"
 #include "hamnet/real.h"
-#include "io/io_internal.h"
+#include "core/h5util.h"
 
 /* clang-format off */
 const hn_ds_desc hn_ds_table[DS_COUNT] = {

@@ -42,7 +42,7 @@
 #include "hamnet/h5guard.h"
 #include "hamnet/log.h"
 #include "hamnet/mem.h"
-#include "io/io_internal.h"
+#include "core/h5util.h"
 
 #ifdef HN_USE_DOUBLE
 #define CK_MEM_REAL H5T_NATIVE_DOUBLE

@@ -1,11 +1,11 @@
-/* h5util.c - HDF5 helpers of src/io: quiet error stack, messages, attributes (io_internal.h). */
+/* h5util.c - HDF5 helpers shared by data, io and diag: quiet error stack, messages, attributes. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hamnet/error.h"
-#include "io/io_internal.h"
+#include "core/h5util.h"
 
 void hn_h5_quiet_on(hn_h5_quiet *q) {
   q->func = NULL;

@@ -1,10 +1,11 @@
-/* io_internal.h - HDF5 helpers shared by the files of src/io (not part of the public API).
+/* h5util.h - HDF5 helpers shared by every module that reads or writes HDF5 (data, io, diag);
+ * private to the library, not part of the public API.
  *
- * The same conventions as src/data: HDF5's automatic error printing is silenced for the
- * duration of every public function (hn_h5_quiet_on/off), and failures become hn_fail
- * messages that name the file, the object and, where it helps, HDF5's innermost error text. */
-#ifndef HAMNET_IO_INTERNAL_H
-#define HAMNET_IO_INTERNAL_H
+ * Conventions: HDF5's automatic error printing is silenced for the duration of every public
+ * function (hn_h5_quiet_on/off), and failures become hn_fail messages that name the file, the
+ * object and, where it helps, HDF5's innermost error text (hn_h5_detail). */
+#ifndef HAMNET_CORE_H5UTIL_H
+#define HAMNET_CORE_H5UTIL_H
 
 #include <hdf5.h>
 #include <stddef.h>
