@@ -3,15 +3,34 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "hamnet/log.h"
 #include "hamnet/timer.h"
 
+/* Whether a live bar makes sense: rank 0, info level, stdout a terminal - and not started by an
+ * MPI launcher, which hands the ranks a pseudo-terminal even when its own output goes to a batch
+ * log. HAMNET_PROGRESS=bar or =lines overrides the guess. */
+static int want_live_bar(void) {
+  if (hn_log_rank() != 0 || hn_log_get_level() < HN_LOG_INFO)
+    return 0;
+  const char *force = getenv("HAMNET_PROGRESS");
+  if (force && strcmp(force, "bar") == 0)
+    return 1;
+  if (force && strcmp(force, "lines") == 0)
+    return 0;
+  const char *launcher_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+  for (size_t i = 0; i < sizeof launcher_vars / sizeof launcher_vars[0]; i++)
+    if (getenv(launcher_vars[i]))
+      return 0;
+  return isatty(STDOUT_FILENO);
+}
+
 void hn_progress_init(hn_progress_display *d, int epochs) {
   memset(d, 0, sizeof *d);
-  d->live = hn_log_rank() == 0 && isatty(STDOUT_FILENO) && hn_log_get_level() >= HN_LOG_INFO;
+  d->live = want_live_bar();
   d->epochs = epochs;
   d->run_t0 = hn_wtime();
 }

@@ -2,7 +2,8 @@
  *
  * On a terminal: a live progress bar for the epoch under way (redrawn at most 10 times a
  * second) and one summary line per epoch. Not on a terminal (batch jobs, pipes): only the
- * summary lines, so job logs stay readable. */
+ * summary lines, so job logs stay readable. Under an MPI launcher (mpirun, srun) lines too, since
+ * launchers give the ranks a pseudo-terminal; HAMNET_PROGRESS=bar|lines overrides. */
 #ifndef HAMNET_TRAIN_PROGRESS_H
 #define HAMNET_TRAIN_PROGRESS_H
 
