@@ -9,9 +9,11 @@ best time per step:
     scripts/bench_conv_pytorch.py --arch hamiltonian --stages 16x3,32x3,64x3 --batch 128 [--json]
 
   opening      conv2d 3x3 (C_in -> c_0, no bias) + BatchNorm2d + activation
-  stage layer  hamiltonian: z = z - h s(conv_transpose2d(y, K) + b); y = y + h s(conv2d(z, K) + b)
-               (conv_transpose2d with the same weight is the adjoint K^T); resnet: y = y + h s(conv2d(y, K) + b);
-               leapfrog: y, y- = 2 y - y- - h^2 conv_transpose2d(s(conv2d(y, K) + b), K), y
+  stage layer  hamiltonian: z = z - h s(K^T y + b); y = y + h s(conv2d(z, K) + b);
+               resnet: y = y + h s(conv2d(y, K) + b); leapfrog: y, y- = 2 y - y- - h^2 K^T s(conv2d(y, K) + b), y
+               K^T y (the adjoint): --adjoint conv2d (default) = conv2d with K.transpose(0, 1).flip(2, 3);
+               --adjoint transpose = conv_transpose2d with K. Same numbers; conv2d is ~4x faster in
+               PyTorch 1.13 on CPU, so it is the fair peer.
   connective   conv2d 1x1 (no bias) + BatchNorm2d + activation + avg_pool2d(2)
   classifier   global average pooling + linear
 PyTorch keeps every intermediate for autograd (it has no reversible mode). Each layer has its own
@@ -57,6 +59,9 @@ def parse_args(argv):
     p.add_argument("--logits", help="--check: hamnet eval --predictions output for the same data")
     p.add_argument("--samples", type=int, default=256, help="--check: the first N samples")
     p.add_argument("--tol", type=float, default=1e-4)
+    p.add_argument("--adjoint", default="conv2d", choices=["conv2d", "transpose"],
+                   help="how K^T is computed: conv2d with the flipped, transposed kernel (default; the faster "
+                        "in PyTorch 1.13 on CPU) or conv_transpose2d")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -68,9 +73,16 @@ def parse_stages(text):
 # ---------------------------------------------------------------------------------------------
 # the network
 
-def build(torch, arch, act_name, stages, image, norm, classes, T):
+def build(torch, arch, act_name, stages, image, norm, classes, T, adjoint="conv2d"):
     nn, F = torch.nn, torch.nn.functional
     act = torch.relu if act_name == "relu" else torch.tanh
+
+    def adj(y, K, b=None):
+        """K^T y: conv_transpose2d with K, or (the same numbers, faster kernels in PyTorch 1.13 on
+        CPU) conv2d with K's channels swapped and its taps flipped."""
+        if adjoint == "transpose":
+            return F.conv_transpose2d(y, K, b, padding=1)
+        return F.conv2d(y, K.transpose(0, 1).flip(2, 3), b, padding=1)
     C_in = image[0]
 
     class Normed(nn.Module):
@@ -101,13 +113,13 @@ def build(torch, arch, act_name, stages, image, norm, classes, T):
             if arch == "hamiltonian":
                 z = torch.zeros_like(y)
                 for K, b in zip(self.K, self.b):
-                    z = z - h * act(F.conv_transpose2d(y, K, b, padding=1))
+                    z = z - h * act(adj(y, K, b))
                     y = y + h * act(F.conv2d(z, K, b, padding=1))
             elif arch == "leapfrog":
                 prev = y
                 for K, b in zip(self.K, self.b):
                     s = act(F.conv2d(y, K, b, padding=1))
-                    y, prev = 2 * y - prev - h * h * F.conv_transpose2d(s, K, padding=1), y
+                    y, prev = 2 * y - prev - h * h * adj(s, K), y
             else:
                 for K, b in zip(self.K, self.b):
                     y = y + h * act(F.conv2d(y, K, b, padding=1))
@@ -142,7 +154,8 @@ def worker(a):
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     image = tuple(int(v) for v in a.image.split("x"))
-    net = build(torch, a.arch, a.activation, parse_stages(a.stages), image, a.norm, a.classes, a.final_time)
+    net = build(torch, a.arch, a.activation, parse_stages(a.stages), image, a.norm, a.classes, a.final_time,
+                a.adjoint)
     X = torch.randn((a.batch,) + image)
     labels = torch.randint(0, a.classes, (a.batch,))
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -179,6 +192,7 @@ def bench(a, argv):
     import torch
     res = {"peer": "pytorch", "torch_version": torch.__version__, "arch": a.arch, "activation": a.activation,
            "stages": a.stages, "image": a.image, "norm": a.norm, "batch": a.batch, "steps": a.steps,
+           "adjoint": a.adjoint,
            "ms_per_step": best["ms_per_step"], "samples_per_s": a.batch / (best["ms_per_step"] * 1e-3),
            "threads": best["threads"], "runs": runs}
     one = [r for r in runs if r["threads"] == 1]

@@ -100,7 +100,7 @@ for best in sorted(glob.glob(os.path.join(out, "*", "best.h5"))):
     name = os.path.basename(d)
     ckpts = sorted(glob.glob(os.path.join(d, "ckpt-*.h5")))
     with h5py.File(ckpts[-1] if ckpts else best, "r") as f:
-        m = f["model"].attrs
+        m = dict(f["model"].attrs)
         hist = f["progress/history"][...]
         params = int(f.attrs["n_params"])
         stages = m.get("stages", "")

@@ -20,7 +20,7 @@
  * from the definition (the adjoint without the flip); tests/unit/test_conv.c holds the fast
  * functions and the layer steps to them.
  *
- * LAYER STEPS. The equations of MATH.md with K y a convolution, per tile, for a stage of c
+ * LAYER STEPS. The equations of README, The mathematics, with K y a convolution, per tile, for a stage of c
  * channels (cin = cout = c): forward Euler (resnet: A = K; antisym: A = K - K^T, whose kernel is
  * K - Kt, with -gamma y added), Verlet (hamiltonian) and leapfrog, forward, backward with stored
  * states and saved activation derivatives, and backward by recomputation (reversible). Same

@@ -1,10 +1,10 @@
-/* hamnet/convnet.h - convolutional stable networks (MATH.md "Convolutional variant").
+/* hamnet/convnet.h - convolutional stable networks (README, The mathematics, "Convolutional variant").
  *
  * THE NETWORK. Input images x [C_in][H][W] (data sets of shape [N, C, H, W]); stages s = 0..S-1
  * of c_s channels and L_s layers (config: [model] stages = 16x4,32x4,64x4, hamnet/spec.h):
  *   opening       y = s(N_0(K_in * x))                  K_in a 3x3 convolution C_in -> c_0
  *   stage s       L_s layers of the architecture's integrator (resnet, antisym, hamiltonian,
- *                 leapfrog; the equations of MATH.md) with K_j a 3x3 convolution c_s -> c_s, K_j^T
+ *                 leapfrog; the equations of README, The mathematics) with K_j a 3x3 convolution c_s -> c_s, K_j^T
  *                 its adjoint (the transposed convolution with the same kernel), b_j one bias per
  *                 channel, step h_s = final_time / L_s (every stage is an ODE on [0, final_time]);
  *                 hamiltonian starts every stage with z = 0, leapfrog with y_{-1} = y_0
@@ -95,7 +95,7 @@ int hn_convnet_train_batch(hn_model *m, hn_convnet_ws *ws, const hn_real *X, con
 int hn_convnet_evaluate(const hn_model *m, hn_convnet_ws *ws, const hn_real *X, const int32_t *y, int B,
                         hn_real *logits, hn_probe *probe, hn_batch_stats *stats);
 
-/* The regulariser of MATH.md per stage: alpha_t / (2 h_s) sum_j (||K_{j+1} - K_j||^2 +
+/* The regulariser of README, The mathematics, per stage: alpha_t / (2 h_s) sum_j (||K_{j+1} - K_j||^2 +
  * ||b_{j+1} - b_j||^2) within each stage, plus alpha_w / 2 times the squared norms of the
  * opening's and connectives' convolution weights and biases (batch normalisation's gamma and beta
  * are not decayed) and of the classifier. Returns R; adds dR/dtheta to grads when not NULL. */

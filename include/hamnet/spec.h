@@ -37,7 +37,7 @@ typedef enum { HN_NORM_BATCH = 0, HN_NORM_NONE = 1, HN_NORM_COUNT } hn_norm;
 #define HN_MAX_STAGES 8
 
 /* The shape of a network. n_features / n_classes (and the image shape) come from the data set.
- * n_stages = 0: the dense network of MATH.md. n_stages > 0: the convolutional network of
+ * n_stages = 0: the dense network of README, The mathematics. n_stages > 0: the convolutional network of
  * hamnet/convnet.h, whose stage s has stage_channels[s] channels and stage_layers[s] layers;
  * then width is the largest channel count and depth the total number of layers. */
 typedef struct {

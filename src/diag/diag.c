@@ -440,9 +440,15 @@ int hn_diag_record(hn_diag *d, hn_model *m, hn_workspace *ws, const hn_real *X, 
     double xmax = 0;
     for (int j = 0; j < N; j++)
       xmax = d->ls[j].h_sv_max > xmax ? d->ls[j].h_sv_max : xmax;
+    /* a convolutional Euler network has no monitor (no eigenvalues of convolutions): say so, not "nan" */
+    char amp[96];
+    if (isnan(mon.amplification))
+      snprintf(amp, sizeof amp, "n/a (%s)", L->spec.n_stages > 0 ? "no eigenvalues of convolutions" : "no spectra");
+    else
+      snprintf(amp, sizeof amp, "%.3g", mon.amplification);
     hn_log_info("diagnostics epoch %d: ||dL/dy_j|| max/min %.3g (j=0 %.3g, j=%d %.3g), accumulated amplification "
-                "%.3g, max h*sigma_max %.3g; pass %.3f s (spectra %.3f s)", s->epoch, *hn_row(r, DS_MON_GY_RATIO),
-                g[0], N, g[N], mon.amplification, xmax, *hn_row(r, DS_DIAG_S), *hn_row(r, DS_SPECTRA_S));
+                "%s, max h*sigma_max %.3g; pass %.3f s (spectra %.3f s)", s->epoch, *hn_row(r, DS_MON_GY_RATIO),
+                g[0], N, g[N], amp, xmax, *hn_row(r, DS_DIAG_S), *hn_row(r, DS_SPECTRA_S));
     if (mon.flags && mon.flags != d->last_flags) { /* the whole story when something new is flagged */
       char msg[2048];
       hn_monitor_message(L->spec.arch, N, d->ls, &mon, d->cfg.diagnostics.band_low, d->cfg.diagnostics.band_high,

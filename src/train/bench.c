@@ -406,6 +406,19 @@ void hn_bench_print(FILE *out, const hn_bench_options *o, const hn_bench_result 
 }
 
 void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_result *r) {
+  /* a convolutional network's width and depth come from its stages, not from --width / --depth */
+  int width = o->width, depth = o->depth;
+  if (o->stages[0]) {
+    int n = 0, ch[HN_MAX_STAGES], ly[HN_MAX_STAGES];
+    char why[128];
+    if (hn_stages_parse(o->stages, &n, ch, ly, why, sizeof why) == 0) {
+      width = depth = 0;
+      for (int s = 0; s < n; s++) {
+        width = ch[s] > width ? ch[s] : width;
+        depth += ly[s];
+      }
+    }
+  }
   fprintf(out,
           "{\"stages\": \"%s\", \"image\": [%d, %d, %d], \"cpu_samples_per_s\": %.6g, "
           "\"arch\": \"%s\", \"activation\": \"%s\", \"width\": %d, \"depth\": %d, \"batch\": %d, "
@@ -419,7 +432,7 @@ void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_re
           "\"blas_parallel\": %d, \"blas_config\": \"%s\"}\n",
           o->stages, o->image_channels, o->image_height, o->image_width,
           r->cpu_ms_best > 0 ? 1e3 * o->batch / r->cpu_ms_best : 0.0,
-          hn_arch_name(o->arch), hn_activation_name(o->activation), o->width, o->depth, o->batch,
+          hn_arch_name(o->arch), hn_activation_name(o->activation), width, depth, o->batch,
           o->reversible ? "true" : "false", r->narrow ? "narrow" : "wide", r->threads, HN_REAL_NAME, o->steps,
           r->ms_best, r->ms_median, r->samples_per_s, r->flops_per_step, r->gflops, r->roofline_gflops,
           r->roofline_ms, r->cpu_ms_best, r->roofline_cpu_ms, r->peak_rss_mb, mib(r->mem_peak[HN_MEM_PARAMS]), mib(r->mem_peak[HN_MEM_GRADS]),

@@ -977,10 +977,20 @@ static int train_body(trainer *t, hn_train_result *res) {
   }
 
   const hn_layout *L = &t->model.layout;
-  hn_log_info("model: %s, %s, opening %s, width %d, depth %d%s, T = %g (h = %.4g), %zu parameters; data: %lld "
+  /* the shape: width and opening for a dense network, stages and image for a convolutional one */
+  char shape[192];
+  if (L->spec.n_stages > 0) {
+    char stages[128];
+    hn_stages_format(L->spec.n_stages, L->spec.stage_channels, L->spec.stage_layers, stages, sizeof stages);
+    snprintf(shape, sizeof shape, "convolutional stages %s on %dx%dx%d images, norm %s", stages,
+             L->spec.image_channels, L->spec.image_height, L->spec.image_width, hn_norm_name(L->spec.norm));
+  } else {
+    snprintf(shape, sizeof shape, "opening %s, width %d", hn_opening_name(L->spec.opening), L->spec.width);
+  }
+  hn_log_info("model: %s, %s, %s, depth %d%s, T = %g (h = %.4g), %zu parameters; data: %lld "
               "training samples%s, %lld validation, %d features, %d classes; batch %d over %d rank%s; %s mode",
-              hn_arch_name(L->spec.arch), hn_activation_name(L->spec.activation), hn_opening_name(L->spec.opening),
-              L->spec.width, L->spec.depth, cfg->train.levels > 1 ? " (multilevel stage 1)" : "",
+              hn_arch_name(L->spec.arch), hn_activation_name(L->spec.activation), shape,
+              L->spec.depth, cfg->train.levels > 1 ? " (multilevel stage 1)" : "",
               L->spec.final_time, (double)L->h, L->n_params, (long long)t->n_train,
               cfg->data.fraction < 1 ? " (data.fraction subset)" : "", (long long)t->n_val,
               L->spec.n_features, L->spec.n_classes, cfg->train.batch_size, t->mpi->size,
