@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # diag_cost.sh - what the diagnostics cost: each configuration is trained with diagnostics off
 # ([diagnostics] every_epochs = 0), at the default cadence (every_epochs = 1 with the default
-# time budget max_overhead = 0.05), and with every pass in full (max_overhead = 0), REPEATS times
+# time budget max_overhead = 0.04), and with every pass in full (max_overhead = 0), REPEATS times
 # interleaved; prints the best wall times, the overhead of the default against off (the
 # README's "<= 5%" claim), and from the diagnostics files the cost of one pass and of its
 # ScaLAPACK spectra.
 #
-#   scripts/diag_cost.sh [--out DIR] [--repeats R] [--ranks P] [--hamnet BIN] [--only NAME]
+#   scripts/diag_cost.sh [--out DIR] [--repeats R] [--ranks P] [--hamnet BIN] [--only NAME] [--scale K]
 #
-# Defaults: DIR runs/diag_cost, R 3, P 1, BIN build/hamnet. Configurations (NAME):
+# Defaults: DIR runs/diag_cost, R 3, P 1, BIN build/hamnet, K 1 (--scale K trains K times the
+# epochs below: longer runs, in which the fixed cost of the first pass weighs less). Configurations (NAME):
 #   ham512   ellipses, hamiltonian, width 8, depth 512, T 10, 60 epochs (the depth study's network)
 #   res512   the same with resnet (Euler: eigenvalues as well, about 2x the spectra)
 #   anti128  peaks, antisym, width 32, depth 128, T 5, 12 epochs (8000 samples)
@@ -18,7 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out="$here/runs/diag_cost"
-repeats=3 ranks=1 only=""
+repeats=3 ranks=1 only="" scale=1
 hamnet="$here/build/hamnet"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,7 +28,8 @@ while [ $# -gt 0 ]; do
     --ranks) ranks=$2; shift ;;
     --hamnet) hamnet=$2; shift ;;
     --only) only=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --scale) scale=$2; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "diag_cost.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -73,7 +75,10 @@ for name in "${names[@]}"; do
       dir="$out/$name-$mode-$r"
       rm -rf "$dir"
       sets=()
-      for kv in $(config "$name") $(mode_sets "$mode") checkpoint.every_epochs=0; do sets+=(--set "$kv"); done
+      for kv in $(config "$name") $(mode_sets "$mode") checkpoint.every_epochs=0; do
+        [[ $kv == train.epochs=* ]] && kv="train.epochs=$((${kv#train.epochs=} * scale))"
+        sets+=(--set "$kv")
+      done
       # wall and CPU (user + system, all processes) seconds: CPU time is far less disturbed by
       # other load on the machine than wall time
       /usr/bin/time -f "%e %U %S" -o "$dir.time" "${launch[@]}" "$hamnet" train /dev/null --run-dir "$dir" \
