@@ -122,4 +122,10 @@ PY
 else
   echo "SKIPPED numpy comparison: /usr/bin/python3 with h5py and numpy is not installed"
 fi
+# the README's configuration table is the output of --list-keys (documentation that cannot drift)
+if [[ -n ${HN_SOURCE_DIR:-} && -f $HN_SOURCE_DIR/README.md ]]; then
+  readme_table=$(sed -n '/^| Section | Key | Default/,/^$/p' "$HN_SOURCE_DIR/README.md" | sed '/^$/d')
+  diff <("$HAMNET" train --list-keys) <(printf '%s\n' "$readme_table") >readme_keys.diff ||
+    fail "README.md's configuration table differs from 'hamnet train --list-keys' (paste its output into the README): $(cat readme_keys.diff)"
+fi
 echo "test_train_cli: all checks passed"
