@@ -37,7 +37,8 @@ import math
 import os
 import subprocess
 import sys
-import time
+
+from torch_timing import time_steps
 
 
 def parse_args(argv):
@@ -168,17 +169,7 @@ def worker(a):
         opt.step()
         return loss
 
-    for _ in range(a.warmup):
-        step()
-    times, cpu = [], []
-    for _ in range(a.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        loss = step()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    print(json.dumps({"threads": threads, "ms_per_step": 1e3 * min(times),
-                      "ms_median": 1e3 * sorted(times)[len(times) // 2], "cpu_ms_per_step": 1e3 * min(cpu),
-                      "loss": float(loss)}))
+    print(json.dumps({"threads": threads, **time_steps(step, a.warmup, a.steps)}))
 
 
 def bench(a, argv):

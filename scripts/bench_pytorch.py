@@ -22,7 +22,8 @@ import math
 import os
 import subprocess
 import sys
-import time
+
+from torch_timing import time_steps
 
 
 def parse_args(argv):
@@ -104,17 +105,7 @@ def worker(a):
             opt.step()
             return loss
 
-        for _ in range(a.warmup):
-            step()
-        times, cpu = [], []
-        for _ in range(a.steps):
-            t0, c0 = time.perf_counter(), time.process_time()
-            loss = step()
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-        results.append({"threads": threads, "adam_foreach": foreach, "ms_per_step": 1e3 * min(times),
-                        "ms_median": 1e3 * sorted(times)[len(times) // 2], "cpu_ms_per_step": 1e3 * min(cpu),
-                        "loss": float(loss)})
+        results.append({"threads": threads, "adam_foreach": foreach, **time_steps(step, a.warmup, a.steps)})
     print(json.dumps(results))
 
 

@@ -38,6 +38,18 @@ static void rowsum(const tile_work *w, const hn_real *t, hn_real scale, hn_real 
   }
 }
 
+/* w->t2 = coef * D .* adj per channel row (D: saved activation derivatives, rows of stride ld):
+ * the adjoint through a layer's activation in the backward passes with saved derivatives. */
+static void saved_adjoint(const tile_work *w, hn_real coef, const hn_real *D, const hn_real *adj, int ld) {
+  for (int r = 0; r < w->c; r++) {
+    hn_real *g = w->t2 + (size_t)r * w->n;
+    const hn_real *d = D + (size_t)r * ld, *a = adj + (size_t)r * ld;
+#pragma omp simd
+    for (int q = 0; q < w->n; q++)
+      g[q] = coef * d[q] * a[q];
+  }
+}
+
 /* One half-step over a row: xo = x + coef s(u + bias); d (NULL or saved) = s'(u + bias). */
 static void half_step(hn_activation act, int n, const hn_real *u, hn_real bias, hn_real coef, const hn_real *x,
                       hn_real *xo, hn_real *d) {
@@ -92,13 +104,7 @@ void hn_conv_euler_backward_saved(const hn_conv_step *s, const hn_real *At, cons
                                   hn_real *gy, hn_real *dA, hn_real *db, int ld, hn_real *work) {
   tile_work w = split(s, work);
   const hn_real h = s->h;
-  for (int r = 0; r < w.c; r++) { /* g = h s' gy */
-    hn_real *g = w.t2 + (size_t)r * w.n;
-    const hn_real *d = D + (size_t)r * ld, *a = gy + (size_t)r * ld;
-#pragma omp simd
-    for (int q = 0; q < w.n; q++)
-      g[q] = h * d[q] * a[q];
-  }
+  saved_adjoint(&w, h, D, gy, ld); /* g = h s' gy */
   rowsum(&w, w.t2, 1, db);
   hn_im2col3(&s->t, w.c, y0, ld, w.col);
   hn_conv3_grad(&s->t, w.c, w.c, 1, w.t2, w.n, w.col, dA);
@@ -164,25 +170,13 @@ void hn_conv_ham_backward_saved(const hn_conv_step *s, const hn_real *K, const h
                                 hn_real *dK, hn_real *db, int ld, hn_real *work) {
   tile_work w = split(s, work);
   const hn_real h = s->h;
-  for (int r = 0; r < w.c; r++) { /* g2 = h s'_2 gy */
-    hn_real *g = w.t2 + (size_t)r * w.n;
-    const hn_real *d = D2 + (size_t)r * ld, *a = gy + (size_t)r * ld;
-#pragma omp simd
-    for (int q = 0; q < w.n; q++)
-      g[q] = h * d[q] * a[q];
-  }
+  saved_adjoint(&w, h, D2, gy, ld); /* g2 = h s'_2 gy */
   rowsum(&w, w.t2, 1, db);
   hn_im2col3(&s->t, w.c, z1, ld, w.col);
   hn_conv3_grad(&s->t, w.c, w.c, 1, w.t2, w.n, w.col, dK);
   hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
   hn_conv3_apply(&s->t, w.c, w.c, Kt, w.col, 1, gz, ld);
-  for (int r = 0; r < w.c; r++) { /* g1 = -h s'_1 gz */
-    hn_real *g = w.t2 + (size_t)r * w.n;
-    const hn_real *d = D1 + (size_t)r * ld, *a = gz + (size_t)r * ld;
-#pragma omp simd
-    for (int q = 0; q < w.n; q++)
-      g[q] = -h * d[q] * a[q];
-  }
+  saved_adjoint(&w, -h, D1, gz, ld); /* g1 = -h s'_1 gz */
   rowsum(&w, w.t2, 1, db);
   hn_im2col3(&s->t, w.c, w.t2, w.n, w.col);
   hn_conv3_apply(&s->t, w.c, w.c, K, w.col, 1, gy, ld);

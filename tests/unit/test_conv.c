@@ -12,6 +12,7 @@
 #include "hamnet/kernels.h"
 #include "hamnet/rng.h"
 #include "hn_test.h"
+#include "hn_test_real.h"
 
 #ifdef HN_USE_DOUBLE
 #define TOL 1e-12
@@ -21,28 +22,6 @@
 #define DOT_TOL 3e-6
 #endif
 
-static hn_real *rnd(size_t count, hn_rng *r, double scale) {
-  hn_real *x = malloc(count * sizeof(hn_real));
-  for (size_t i = 0; i < count; i++)
-    x[i] = (hn_real)(scale * hn_rng_normal(r));
-  return x;
-}
-
-static hn_real *copy(const hn_real *x, size_t count) {
-  hn_real *y = malloc(count * sizeof(hn_real));
-  memcpy(y, x, count * sizeof(hn_real));
-  return y;
-}
-
-/* max |a - b| / max(1, max |b|) */
-static double maxdiff(const hn_real *a, const hn_real *b, size_t count) {
-  double d = 0, s = 1;
-  for (size_t i = 0; i < count; i++) {
-    d = fmax(d, fabs((double)a[i] - b[i]));
-    s = fmax(s, fabs((double)b[i]));
-  }
-  return d / s;
-}
 
 static double dot(const hn_real *a, const hn_real *b, size_t count) {
   double s = 0;
@@ -77,33 +56,33 @@ static void test_primitives(void) {
       tile_case c = make_case(shapes[si][0], shapes[si][1], shapes[si][2], shapes[si][3], shapes[si][4]);
       const int cin = chans[ci][0], cout = chans[ci][1], n = hn_conv_cols(&c.t);
       const size_t nx = (size_t)cin * c.ld, ny = (size_t)cout * c.ld, nk = (size_t)cout * cin * 9;
-      hn_real *K = rnd(nk, &r, 1), *Kt = malloc(nk * sizeof(hn_real)), *X = rnd(nx, &r, 1), *Y = rnd(ny, &r, 1);
+      hn_real *K = hn_test_rnd(nk, &r, 1), *Kt = malloc(nk * sizeof(hn_real)), *X = hn_test_rnd(nx, &r, 1), *Y = hn_test_rnd(ny, &r, 1);
       hn_real *col = malloc((size_t)9 * (cin > cout ? cin : cout) * n * sizeof(hn_real));
       hn_conv3_flip(cout, cin, K, Kt);
       for (int beta = 0; beta <= 1; beta++) {
         /* forward */
-        hn_real *Y1 = copy(Y, ny), *Y2 = copy(Y, ny);
+        hn_real *Y1 = hn_test_copy(Y, ny), *Y2 = hn_test_copy(Y, ny);
         hn_conv3_forward(&c.t, cout, cin, K, tile_of(&c, X), c.ld, (hn_real)beta, tile_of(&c, Y1), c.ld, col);
         hn_conv3_forward_ref(&c.t, cout, cin, K, tile_of(&c, X), c.ld, (hn_real)beta, tile_of(&c, Y2), c.ld);
-        worst_f = fmax(worst_f, maxdiff(Y1, Y2, ny)); /* samples outside the tile untouched by both */
-        CHECK(maxdiff(Y1, Y2, ny) < TOL, "forward %dx%d nb %d cin %d cout %d beta %d", c.t.H, c.t.W, c.t.nb, cin,
+        worst_f = fmax(worst_f, hn_test_maxdiff(Y1, Y2, ny)); /* samples outside the tile untouched by both */
+        CHECK(hn_test_maxdiff(Y1, Y2, ny) < TOL, "forward %dx%d nb %d cin %d cout %d beta %d", c.t.H, c.t.W, c.t.nb, cin,
               cout, beta);
         /* adjoint: the forward product with the flipped kernel */
-        hn_real *X1 = copy(X, nx), *X2 = copy(X, nx);
+        hn_real *X1 = hn_test_copy(X, nx), *X2 = hn_test_copy(X, nx);
         hn_conv3_forward(&c.t, cin, cout, Kt, tile_of(&c, Y), c.ld, (hn_real)beta, tile_of(&c, X1), c.ld, col);
         hn_conv3_adjoint_ref(&c.t, cout, cin, K, tile_of(&c, Y), c.ld, (hn_real)beta, tile_of(&c, X2), c.ld);
-        worst_a = fmax(worst_a, maxdiff(X1, X2, nx));
-        CHECK(maxdiff(X1, X2, nx) < TOL, "adjoint %dx%d nb %d cin %d cout %d beta %d", c.t.H, c.t.W, c.t.nb, cin,
+        worst_a = fmax(worst_a, hn_test_maxdiff(X1, X2, nx));
+        CHECK(hn_test_maxdiff(X1, X2, nx) < TOL, "adjoint %dx%d nb %d cin %d cout %d beta %d", c.t.H, c.t.W, c.t.nb, cin,
               cout, beta);
         free(Y1), free(Y2), free(X1), free(X2);
       }
       /* weight gradient */
-      hn_real *dK1 = rnd(nk, &r, 1), *dK2 = copy(dK1, nk);
+      hn_real *dK1 = hn_test_rnd(nk, &r, 1), *dK2 = hn_test_copy(dK1, nk);
       hn_im2col3(&c.t, cin, tile_of(&c, X), c.ld, col);
       hn_conv3_grad(&c.t, cout, cin, (hn_real)0.7, tile_of(&c, Y), c.ld, col, dK1);
       hn_conv3_grad_ref(&c.t, cout, cin, (hn_real)0.7, tile_of(&c, Y), c.ld, tile_of(&c, X), c.ld, dK2);
-      worst_g = fmax(worst_g, maxdiff(dK1, dK2, nk));
-      CHECK(maxdiff(dK1, dK2, nk) < TOL, "weight gradient %dx%d cin %d cout %d", c.t.H, c.t.W, cin, cout);
+      worst_g = fmax(worst_g, hn_test_maxdiff(dK1, dK2, nk));
+      CHECK(hn_test_maxdiff(dK1, dK2, nk) < TOL, "weight gradient %dx%d cin %d cout %d", c.t.H, c.t.W, cin, cout);
 
       /* <K x, y> = <x, K^T y> on the tile (fast and reference), and <G, K X> = <dK(G, X), K> */
       hn_real *KX = calloc(ny, sizeof(hn_real)), *KtY = calloc(nx, sizeof(hn_real)), *KtYr = calloc(nx, sizeof(hn_real));
@@ -167,19 +146,19 @@ static void test_steps(void) {
       k.nt = (size_t)c * k.c.ld;
       const size_t nk = (size_t)c * c * 9, nt = k.nt;
       hn_real *work = malloc(HN_CONV_STEP_WORK(c, n) * sizeof(hn_real));
-      hn_real *K = rnd(nk, &r, 0.5), *Kt = malloc(nk * sizeof(hn_real)), *b = rnd((size_t)c, &r, 0.3);
+      hn_real *K = hn_test_rnd(nk, &r, 0.5), *Kt = malloc(nk * sizeof(hn_real)), *b = hn_test_rnd((size_t)c, &r, 0.3);
       hn_conv3_flip(c, c, K, Kt);
-      hn_real *y = rnd(nt, &r, 1), *z = rnd(nt, &r, 1), *t = calloc(nt, sizeof(hn_real)), *u = calloc(nt, sizeof(hn_real));
+      hn_real *y = hn_test_rnd(nt, &r, 1), *z = hn_test_rnd(nt, &r, 1), *t = calloc(nt, sizeof(hn_real)), *u = calloc(nt, sizeof(hn_real));
       const hn_conv_tile *T = &k.c.t;
       hn_real *(*at)(const tile_case *, hn_real *) = tile_of;
       const int ld = k.c.ld;
       const hn_real h = k.s.h;
 
       /* hamiltonian */
-      hn_real *yo = copy(y, nt), *zo = copy(z, nt), *D1 = calloc(nt, sizeof(hn_real)), *D2 = calloc(nt, sizeof(hn_real));
+      hn_real *yo = hn_test_copy(y, nt), *zo = hn_test_copy(z, nt), *D1 = calloc(nt, sizeof(hn_real)), *D2 = calloc(nt, sizeof(hn_real));
       hn_conv_ham_forward(&k.s, K, Kt, b, at(&k.c, y), at(&k.c, z), at(&k.c, yo), at(&k.c, zo), at(&k.c, D1),
                           at(&k.c, D2), ld, work);
-      hn_real *ry = copy(y, nt), *rz = copy(z, nt);
+      hn_real *ry = hn_test_copy(y, nt), *rz = hn_test_copy(z, nt);
       hn_conv3_adjoint_ref(T, c, c, K, at(&k.c, y), ld, 0, at(&k.c, u), ld);
       ref_bias_act(&k, u, b, t);
       for (int ch = 0; ch < c; ch++)
@@ -190,22 +169,22 @@ static void test_steps(void) {
       for (int ch = 0; ch < c; ch++)
         for (int q = 0; q < n; q++)
           at(&k.c, ry)[(size_t)ch * ld + q] += h * at(&k.c, t)[(size_t)ch * ld + q];
-      double e = fmax(maxdiff(yo, ry, nt), maxdiff(zo, rz, nt));
+      double e = fmax(hn_test_maxdiff(yo, ry, nt), hn_test_maxdiff(zo, rz, nt));
       worst = fmax(worst, e);
       CHECK(e < TOL, "ham forward %s shape %d: %.3g", hn_activation_name((hn_activation)act), shape, e);
       /* backward: reversible (recomputing y, z from yo, zo) against stored */
       {
-        hn_real *gy1 = rnd(nt, &r, 1), *gz1 = rnd(nt, &r, 1), *gy2 = copy(gy1, nt), *gz2 = copy(gz1, nt);
+        hn_real *gy1 = hn_test_rnd(nt, &r, 1), *gz1 = hn_test_rnd(nt, &r, 1), *gy2 = hn_test_copy(gy1, nt), *gz2 = hn_test_copy(gz1, nt);
         hn_real *dK1 = calloc(nk, sizeof(hn_real)), *dK2 = calloc(nk, sizeof(hn_real));
         hn_real *db1 = calloc((size_t)c, sizeof(hn_real)), *db2 = calloc((size_t)c, sizeof(hn_real));
-        hn_real *yr = copy(yo, nt), *zr = copy(zo, nt);
+        hn_real *yr = hn_test_copy(yo, nt), *zr = hn_test_copy(zo, nt);
         hn_conv_ham_backward(&k.s, K, Kt, b, at(&k.c, yr), at(&k.c, zr), at(&k.c, gy1), at(&k.c, gz1), dK1, db1, ld,
                              work);
         hn_conv_ham_backward_saved(&k.s, K, Kt, at(&k.c, y), at(&k.c, zo), at(&k.c, D1), at(&k.c, D2), at(&k.c, gy2),
                                    at(&k.c, gz2), dK2, db2, ld, work);
-        double er = fmax(fmax(maxdiff(gy1, gy2, nt), maxdiff(gz1, gz2, nt)),
-                         fmax(maxdiff(dK1, dK2, nk), maxdiff(db1, db2, (size_t)c)));
-        double ec = fmax(maxdiff(yr, y, nt), maxdiff(zr, z, nt));
+        double er = fmax(fmax(hn_test_maxdiff(gy1, gy2, nt), hn_test_maxdiff(gz1, gz2, nt)),
+                         fmax(hn_test_maxdiff(dK1, dK2, nk), hn_test_maxdiff(db1, db2, (size_t)c)));
+        double ec = fmax(hn_test_maxdiff(yr, y, nt), hn_test_maxdiff(zr, z, nt));
         worst_rev = fmax(worst_rev, er);
         worst_recon = fmax(worst_recon, ec);
         CHECK(er < TOL, "ham backward reversible vs stored: %.3g", er);
@@ -215,7 +194,7 @@ static void test_steps(void) {
 
       /* euler (resnet: A = K; antisym: A = K - Kt, At = -A, gamma) */
       for (int anti = 0; anti <= 1; anti++) {
-        hn_real *A = copy(K, nk), *At = copy(Kt, nk);
+        hn_real *A = hn_test_copy(K, nk), *At = hn_test_copy(Kt, nk);
         if (anti)
           for (size_t i = 0; i < nk; i++) {
             A[i] = K[i] - Kt[i];
@@ -223,7 +202,7 @@ static void test_steps(void) {
           }
         hn_conv_step s2 = k.s;
         s2.gamma = anti ? (hn_real)0.05 : 0;
-        hn_real *o = copy(y, nt), *ro = copy(y, nt), *D = calloc(nt, sizeof(hn_real));
+        hn_real *o = hn_test_copy(y, nt), *ro = hn_test_copy(y, nt), *D = calloc(nt, sizeof(hn_real));
         hn_conv_euler_forward(&s2, A, b, at(&k.c, y), at(&k.c, o), at(&k.c, D), ld, work);
         hn_conv3_forward_ref(T, c, c, K, at(&k.c, y), ld, 0, at(&k.c, u), ld);
         if (anti) /* u = K^T y - K y */
@@ -234,7 +213,7 @@ static void test_steps(void) {
             hn_real a = anti ? -u[i] - s2.gamma * y[i] : u[i];
             ro[i] = y[i] + h * hn_act(k.s.act, a + b[ch]);
           }
-        double ee = maxdiff(o, ro, nt);
+        double ee = hn_test_maxdiff(o, ro, nt);
         worst = fmax(worst, ee);
         CHECK(ee < TOL, "%s forward %s shape %d: %.3g", anti ? "antisym" : "resnet",
               hn_activation_name((hn_activation)act), shape, ee);
@@ -243,7 +222,7 @@ static void test_steps(void) {
 
       /* leapfrog: forward against the reference, reversible backward against stored */
       {
-        hn_real *o = copy(z, nt), *ro = copy(z, nt), *S = calloc(nt, sizeof(hn_real));
+        hn_real *o = hn_test_copy(z, nt), *ro = hn_test_copy(z, nt), *S = calloc(nt, sizeof(hn_real));
         hn_conv_leap_forward(&k.s, K, Kt, b, at(&k.c, y), at(&k.c, z), at(&k.c, o), at(&k.c, S), ld, work);
         hn_conv3_forward_ref(T, c, c, K, at(&k.c, y), ld, 0, at(&k.c, u), ld);
         ref_bias_act(&k, u, b, t);
@@ -253,19 +232,19 @@ static void test_steps(void) {
             size_t i = (size_t)ch * ld + (size_t)k.c.b0 * T->H * T->W + q;
             ro[i] = 2 * y[i] - z[i] - h * h * u[i];
           }
-        double el = maxdiff(o, ro, nt);
+        double el = hn_test_maxdiff(o, ro, nt);
         worst = fmax(worst, el);
         CHECK(el < TOL, "leapfrog forward %s shape %d: %.3g", hn_activation_name((hn_activation)act), shape, el);
-        hn_real *P1 = rnd(nt, &r, 1), *Q1 = rnd(nt, &r, 1), *P2 = copy(P1, nt), *Q2 = copy(Q1, nt);
+        hn_real *P1 = hn_test_rnd(nt, &r, 1), *Q1 = hn_test_rnd(nt, &r, 1), *P2 = hn_test_copy(P1, nt), *Q2 = hn_test_copy(Q1, nt);
         hn_real *dK1 = calloc(nk, sizeof(hn_real)), *dK2 = calloc(nk, sizeof(hn_real));
         hn_real *db1 = calloc((size_t)c, sizeof(hn_real)), *db2 = calloc((size_t)c, sizeof(hn_real));
-        hn_real *yn = copy(o, nt);
+        hn_real *yn = hn_test_copy(o, nt);
         hn_conv_leap_backward(&k.s, K, Kt, b, at(&k.c, y), at(&k.c, yn), at(&k.c, P1), at(&k.c, Q1), dK1, db1, ld, work);
         hn_conv_leap_backward_saved(&k.s, K, Kt, at(&k.c, y), at(&k.c, S), at(&k.c, P2), at(&k.c, Q2), dK2, db2, ld,
                                     work);
-        double er = fmax(fmax(maxdiff(P1, P2, nt), maxdiff(Q1, Q2, nt)),
-                         fmax(maxdiff(dK1, dK2, nk), maxdiff(db1, db2, (size_t)c)));
-        double ec = maxdiff(yn, z, nt);
+        double er = fmax(fmax(hn_test_maxdiff(P1, P2, nt), hn_test_maxdiff(Q1, Q2, nt)),
+                         fmax(hn_test_maxdiff(dK1, dK2, nk), hn_test_maxdiff(db1, db2, (size_t)c)));
+        double ec = hn_test_maxdiff(yn, z, nt);
         worst_rev = fmax(worst_rev, er);
         worst_recon = fmax(worst_recon, ec);
         CHECK(er < TOL, "leapfrog backward reversible vs stored: %.3g", er);

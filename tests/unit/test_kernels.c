@@ -9,6 +9,7 @@
 #include "hamnet/kernels.h"
 #include "hamnet/rng.h"
 #include "hn_test.h"
+#include "hn_test_real.h"
 
 #ifdef HN_USE_DOUBLE
 #define TOL 1e-11
@@ -16,28 +17,6 @@
 #define TOL 2e-4
 #endif
 
-static hn_real *rnd(size_t count, hn_rng *r, double scale) {
-  hn_real *x = malloc(count * sizeof(hn_real));
-  for (size_t i = 0; i < count; i++)
-    x[i] = (hn_real)(scale * hn_rng_normal(r));
-  return x;
-}
-
-static hn_real *copy(const hn_real *x, size_t count) {
-  hn_real *y = malloc(count * sizeof(hn_real));
-  memcpy(y, x, count * sizeof(hn_real));
-  return y;
-}
-
-/* max |a - b| / max(1, max |b|) */
-static double maxdiff(const hn_real *a, const hn_real *b, size_t count) {
-  double d = 0, s = 1;
-  for (size_t i = 0; i < count; i++) {
-    d = fmax(d, fabs((double)a[i] - b[i]));
-    s = fmax(s, fabs((double)b[i]));
-  }
-  return d / s;
-}
 
 
 /* The stored-mode kernels that save derivatives: forward outputs as the reference's, the
@@ -62,13 +41,13 @@ static void check_saved(const hn_step *s, const hn_real *K, const hn_real *b, co
         u += (double)K[k * n + c] * Y[(size_t)i * n + c];
       E[(size_t)i * n + k] = hn_act_deriv(s->act, (hn_real)u);
     }
-  CHECK(maxdiff(o1, o2, bn) < TOL && maxdiff(D1, E, bn) < TOL, "euler forward_save %s", what);
+  CHECK(hn_test_maxdiff(o1, o2, bn) < TOL && hn_test_maxdiff(D1, E, bn) < TOL, "euler forward_save %s", what);
   {
-    hn_real *g1 = copy(G, bn), *g2 = copy(G, bn), *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn);
-    hn_real *db1 = rnd(n, r, 1), *db2 = copy(db1, n);
+    hn_real *g1 = hn_test_copy(G, bn), *g2 = hn_test_copy(G, bn), *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn);
+    hn_real *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n);
     hn_euler_backward_saved(s, K, Y, D1, g1, dK1, db1, work);
     hn_euler_backward_ref(s, K, b, Y, g2, dK2, db2, work);
-    CHECK(maxdiff(g1, g2, bn) < TOL && maxdiff(dK1, dK2, nn) < TOL && maxdiff(db1, db2, n) < TOL,
+    CHECK(hn_test_maxdiff(g1, g2, bn) < TOL && hn_test_maxdiff(dK1, dK2, nn) < TOL && hn_test_maxdiff(db1, db2, n) < TOL,
           "euler backward_saved %s", what);
     free(g1), free(g2), free(dK1), free(dK2), free(db1), free(db2);
   }
@@ -76,7 +55,7 @@ static void check_saved(const hn_step *s, const hn_real *K, const hn_real *b, co
   /* hamiltonian: D1 = s'(Y K + b), D2 = s'(Zout K^T + b) */
   hn_ham_forward_save(s, K, b, Y, Z, o1, p1, D1, D2, work);
   hn_ham_forward_ref(s, K, b, Y, Z, o2, p2, work);
-  CHECK(maxdiff(o1, o2, bn) < TOL && maxdiff(p1, p2, bn) < TOL, "ham forward_save outputs %s", what);
+  CHECK(hn_test_maxdiff(o1, o2, bn) < TOL && hn_test_maxdiff(p1, p2, bn) < TOL, "ham forward_save outputs %s", what);
   for (int i = 0; i < B; i++)
     for (int k = 0; k < n; k++) {
       double u = b[k], v = b[k];
@@ -87,15 +66,15 @@ static void check_saved(const hn_step *s, const hn_real *K, const hn_real *b, co
       E[(size_t)i * n + k] = hn_act_deriv(s->act, (hn_real)u);
       o2[(size_t)i * n + k] = hn_act_deriv(s->act, (hn_real)v);
     }
-  CHECK(maxdiff(D1, E, bn) < TOL && maxdiff(D2, o2, bn) < TOL, "ham forward_save derivatives %s", what);
+  CHECK(hn_test_maxdiff(D1, E, bn) < TOL && hn_test_maxdiff(D2, o2, bn) < TOL, "ham forward_save derivatives %s", what);
   {
-    hn_real *gy1 = copy(G, bn), *gy2 = copy(G, bn), *gz1 = copy(H, bn), *gz2 = copy(H, bn);
-    hn_real *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn), *db1 = rnd(n, r, 1), *db2 = copy(db1, n);
-    hn_real *y0 = copy(Y, bn);
+    hn_real *gy1 = hn_test_copy(G, bn), *gy2 = hn_test_copy(G, bn), *gz1 = hn_test_copy(H, bn), *gz2 = hn_test_copy(H, bn);
+    hn_real *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn), *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n);
+    hn_real *y0 = hn_test_copy(Y, bn);
     hn_ham_backward_saved(s, K, Y, p1, D1, D2, gy1, gz1, dK1, db1, work);
     hn_ham_backward_ref(s, K, b, o1, p1, y0, NULL, 0, gy2, gz2, dK2, db2, work);
-    CHECK(maxdiff(gy1, gy2, bn) < TOL && maxdiff(gz1, gz2, bn) < TOL, "ham backward_saved adjoints %s", what);
-    CHECK(maxdiff(dK1, dK2, nn) < TOL && maxdiff(db1, db2, n) < TOL, "ham backward_saved params %s", what);
+    CHECK(hn_test_maxdiff(gy1, gy2, bn) < TOL && hn_test_maxdiff(gz1, gz2, bn) < TOL, "ham backward_saved adjoints %s", what);
+    CHECK(hn_test_maxdiff(dK1, dK2, nn) < TOL && hn_test_maxdiff(db1, db2, n) < TOL, "ham backward_saved params %s", what);
     free(gy1), free(gy2), free(gz1), free(gz2), free(dK1), free(dK2), free(db1), free(db2), free(y0);
   }
 
@@ -109,14 +88,14 @@ static void check_saved(const hn_step *s, const hn_real *K, const hn_real *b, co
         u += (double)K[k * n + c] * Y[(size_t)i * n + c];
       E[(size_t)i * n + k] = hn_act(s->act, (hn_real)u);
     }
-  CHECK(maxdiff(o1, o2, bn) < TOL && maxdiff(D1, E, bn) < TOL, "leap forward_save %s", what);
+  CHECK(hn_test_maxdiff(o1, o2, bn) < TOL && hn_test_maxdiff(D1, E, bn) < TOL, "leap forward_save %s", what);
   {
-    hn_real *P1 = copy(G, bn), *P2 = copy(G, bn), *Q1 = copy(H, bn), *Q2 = copy(H, bn);
-    hn_real *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn), *db1 = rnd(n, r, 1), *db2 = copy(db1, n);
+    hn_real *P1 = hn_test_copy(G, bn), *P2 = hn_test_copy(G, bn), *Q1 = hn_test_copy(H, bn), *Q2 = hn_test_copy(H, bn);
+    hn_real *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn), *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n);
     hn_leap_backward_saved(s, K, Y, D1, P1, Q1, dK1, db1, work);
     hn_leap_backward_ref(s, K, b, Y, NULL, NULL, P2, Q2, dK2, db2, work);
-    CHECK(maxdiff(P1, P2, bn) < TOL && maxdiff(Q1, Q2, bn) < TOL, "leap backward_saved adjoints %s", what);
-    CHECK(maxdiff(dK1, dK2, nn) < TOL && maxdiff(db1, db2, n) < TOL, "leap backward_saved params %s", what);
+    CHECK(hn_test_maxdiff(P1, P2, bn) < TOL && hn_test_maxdiff(Q1, Q2, bn) < TOL, "leap backward_saved adjoints %s", what);
+    CHECK(hn_test_maxdiff(dK1, dK2, nn) < TOL && hn_test_maxdiff(db1, db2, n) < TOL, "leap backward_saved params %s", what);
     free(P1), free(P2), free(Q1), free(Q2), free(dK1), free(dK2), free(db1), free(db2);
   }
   free(work), free(o1), free(o2), free(p1), free(p2), free(D1), free(D2), free(E);
@@ -141,7 +120,7 @@ static double tile_diff(const hn_real *tile, const hn_real *X, int B, int n) {
   for (int t = 0; t < B; t++)
     for (int k = 0; k < n; k++)
       tmp[(size_t)t * n + k] = tile[k * T + t];
-  double d = maxdiff(tmp, X, (size_t)B * n);
+  double d = hn_test_maxdiff(tmp, X, (size_t)B * n);
   free(tmp);
   return d;
 }
@@ -157,8 +136,8 @@ static hn_real *transposed(const hn_real *K, int n) {
 static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
   const size_t bn = (size_t)B * n, nn = (size_t)n * n, tn = (size_t)n * T;
   hn_step s = {B, n, act, (hn_real)0.3};
-  hn_real *K = rnd(nn, r, 1.0 / sqrt(n)), *b = rnd(n, r, 0.3), *Kt = transposed(K, n);
-  hn_real *Y = rnd(bn, r, 1), *Z = rnd(bn, r, 1), *G = rnd(bn, r, 1), *H = rnd(bn, r, 1);
+  hn_real *K = hn_test_rnd(nn, r, 1.0 / sqrt(n)), *b = hn_test_rnd(n, r, 0.3), *Kt = transposed(K, n);
+  hn_real *Y = hn_test_rnd(bn, r, 1), *Z = hn_test_rnd(bn, r, 1), *G = hn_test_rnd(bn, r, 1), *H = hn_test_rnd(bn, r, 1);
   hn_real *rwork = malloc(HN_STEP_WORK(B, n) * sizeof(hn_real) + 64);
   hn_real *twork = malloc(HN_TILE_WORK(n) * sizeof(hn_real));
   for (size_t i = 0; i < HN_TILE_WORK(n); i++) /* garbage the kernels must not depend on */
@@ -181,11 +160,11 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
   }
   /* (o1, o2) = one step from (Y, Z) */
   {
-    hn_real *gy2 = copy(G, bn), *gz2 = copy(H, bn), *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn);
-    hn_real *db1 = rnd(n, r, 1), *db2 = copy(db1, n), *ry0 = copy(Y, bn);
+    hn_real *gy2 = hn_test_copy(G, bn), *gz2 = hn_test_copy(H, bn), *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn);
+    hn_real *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n), *ry0 = hn_test_copy(Y, bn);
     hn_ham_backward_ref(&s, K, b, o1, o2, ry0, NULL, 0, gy2, gz2, dK2, db2, rwork);
     for (int mode = 0; mode <= 1; mode++) { /* 0 reversible, 1 saved */
-      hn_real *dK = copy(dK1, nn), *db = copy(db1, n);
+      hn_real *dK = hn_test_copy(dK1, nn), *db = hn_test_copy(db1, n);
       to_tile(G, B, n, gy, r, 0);
       to_tile(H, B, n, gz, r, 0);
       if (mode == 0) {
@@ -200,7 +179,7 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
       }
       CHECK(tile_diff(gy, gy2, B, n) < TOL && tile_diff(gz, gz2, B, n) < TOL, "ham tile backward adjoints %s mode %d",
             what, mode);
-      CHECK(maxdiff(dK, dK2, nn) < TOL && maxdiff(db, db2, n) < TOL, "ham tile backward params %s mode %d", what, mode);
+      CHECK(hn_test_maxdiff(dK, dK2, nn) < TOL && hn_test_maxdiff(db, db2, n) < TOL, "ham tile backward params %s mode %d", what, mode);
       int clean = 1; /* the unused samples' adjoints stay zero */
       for (int k = 0; k < n; k++)
         for (int t = B; t < T; t++)
@@ -220,11 +199,11 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
     CHECK(tile_diff(z, o1, B, n) < TOL, "leap tile forward %s save %d", what, save);
   }
   {
-    hn_real *P2 = copy(G, bn), *Q2 = copy(H, bn), *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn);
-    hn_real *db1 = rnd(n, r, 1), *db2 = copy(db1, n), *prev = malloc(bn * sizeof(hn_real));
+    hn_real *P2 = hn_test_copy(G, bn), *Q2 = hn_test_copy(H, bn), *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn);
+    hn_real *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n), *prev = malloc(bn * sizeof(hn_real));
     hn_leap_backward_ref(&s, K, b, Y, o1, prev, P2, Q2, dK2, db2, rwork);
     for (int mode = 0; mode <= 1; mode++) {
-      hn_real *dK = copy(dK1, nn), *db = copy(db1, n);
+      hn_real *dK = hn_test_copy(dK1, nn), *db = hn_test_copy(db1, n);
       to_tile(G, B, n, gy, r, 0);
       to_tile(H, B, n, gz, r, 0);
       to_tile(Y, B, n, y, r, 1);
@@ -237,7 +216,7 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
       }
       CHECK(tile_diff(gy, P2, B, n) < TOL && tile_diff(gz, Q2, B, n) < TOL, "leap tile backward adjoints %s mode %d",
             what, mode);
-      CHECK(maxdiff(dK, dK2, nn) < TOL && maxdiff(db, db2, n) < TOL, "leap tile backward params %s mode %d", what, mode);
+      CHECK(hn_test_maxdiff(dK, dK2, nn) < TOL && hn_test_maxdiff(db, db2, n) < TOL, "leap tile backward params %s mode %d", what, mode);
       free(dK), free(db);
     }
     free(P2), free(Q2), free(dK1), free(dK2), free(db1), free(db2), free(prev);
@@ -246,8 +225,8 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
   /* the opening / classifier pieces against plain loops (rectangular shapes) */
   {
     const int rows = 1 + (int)hn_rng_below(r, 9), inner = 1 + (int)hn_rng_below(r, 70);
-    hn_real *M = rnd((size_t)rows * inner, r, 1), *x = rnd((size_t)inner * T, r, 1);
-    hn_real *out = rnd((size_t)rows * T, r, 1), *ref = copy(out, (size_t)rows * T);
+    hn_real *M = hn_test_rnd((size_t)rows * inner, r, 1), *x = hn_test_rnd((size_t)inner * T, r, 1);
+    hn_real *out = hn_test_rnd((size_t)rows * T, r, 1), *ref = hn_test_copy(out, (size_t)rows * T);
     hn_tile_matmul(rows, inner, M, inner, x, out, 1);
     for (int i = 0; i < rows; i++)
       for (int t = 0; t < T; t++) {
@@ -256,9 +235,9 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
           a += (double)M[(size_t)i * inner + k] * x[(size_t)k * T + t];
         ref[i * T + t] = (hn_real)a;
       }
-    CHECK(maxdiff(out, ref, (size_t)rows * T) < TOL, "hn_tile_matmul %dx%d", rows, inner);
-    hn_real *a = rnd((size_t)rows * T, r, 1), *dM = rnd((size_t)rows * inner, r, 1), *dv = rnd(rows, r, 1);
-    hn_real *dMr = copy(dM, (size_t)rows * inner), *dvr = copy(dv, rows);
+    CHECK(hn_test_maxdiff(out, ref, (size_t)rows * T) < TOL, "hn_tile_matmul %dx%d", rows, inner);
+    hn_real *a = hn_test_rnd((size_t)rows * T, r, 1), *dM = hn_test_rnd((size_t)rows * inner, r, 1), *dv = hn_test_rnd(rows, r, 1);
+    hn_real *dMr = hn_test_copy(dM, (size_t)rows * inner), *dvr = hn_test_copy(dv, rows);
     hn_tile_outer(rows, inner, (hn_real)-0.5, a, x, dM, inner, dv, twork);
     for (int i = 0; i < rows; i++) {
       double sv = 0;
@@ -272,7 +251,7 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
         dMr[(size_t)i * inner + k] += (hn_real)(-0.5 * sk);
       }
     }
-    CHECK(maxdiff(dM, dMr, (size_t)rows * inner) < TOL && maxdiff(dv, dvr, rows) < TOL, "hn_tile_outer %dx%d", rows,
+    CHECK(hn_test_maxdiff(dM, dMr, (size_t)rows * inner) < TOL && hn_test_maxdiff(dv, dvr, rows) < TOL, "hn_tile_outer %dx%d", rows,
           inner);
     free(M), free(x), free(out), free(ref), free(a), free(dM), free(dv), free(dMr), free(dvr);
   }
@@ -283,8 +262,8 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
 static void check_shape(int B, int n, hn_activation act, hn_rng *r) {
   const size_t bn = (size_t)B * n, nn = (size_t)n * n;
   hn_step s = {B, n, act, (hn_real)0.3};
-  hn_real *K = rnd(nn, r, 1.0 / sqrt(n)), *b = rnd(n, r, 0.3);
-  hn_real *Y = rnd(bn, r, 1), *Z = rnd(bn, r, 1), *G = rnd(bn, r, 1), *H = rnd(bn, r, 1);
+  hn_real *K = hn_test_rnd(nn, r, 1.0 / sqrt(n)), *b = hn_test_rnd(n, r, 0.3);
+  hn_real *Y = hn_test_rnd(bn, r, 1), *Z = hn_test_rnd(bn, r, 1), *G = hn_test_rnd(bn, r, 1), *H = hn_test_rnd(bn, r, 1);
   hn_real *work = malloc(HN_STEP_WORK(B, n) * sizeof(hn_real) + 64);
   hn_real *o1 = malloc(bn * sizeof(hn_real)), *o2 = malloc(bn * sizeof(hn_real));
   hn_real *p1 = malloc(bn * sizeof(hn_real)), *p2 = malloc(bn * sizeof(hn_real));
@@ -293,36 +272,36 @@ static void check_shape(int B, int n, hn_activation act, hn_rng *r) {
 
   hn_euler_forward(&s, K, b, Y, o1, work);
   hn_euler_forward_ref(&s, K, b, Y, o2, work);
-  CHECK(maxdiff(o1, o2, bn) < TOL, "euler forward %s: %g", what, maxdiff(o1, o2, bn));
+  CHECK(hn_test_maxdiff(o1, o2, bn) < TOL, "euler forward %s: %g", what, hn_test_maxdiff(o1, o2, bn));
 
   {
-    hn_real *g1 = copy(G, bn), *g2 = copy(G, bn), *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn);
-    hn_real *db1 = rnd(n, r, 1), *db2 = copy(db1, n);
+    hn_real *g1 = hn_test_copy(G, bn), *g2 = hn_test_copy(G, bn), *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn);
+    hn_real *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n);
     hn_euler_backward(&s, K, b, Y, g1, dK1, db1, work);
     hn_euler_backward_ref(&s, K, b, Y, g2, dK2, db2, work);
-    CHECK(maxdiff(g1, g2, bn) < TOL, "euler backward G %s", what);
-    CHECK(maxdiff(dK1, dK2, nn) < TOL, "euler backward dK %s", what);
-    CHECK(maxdiff(db1, db2, n) < TOL, "euler backward db %s", what);
+    CHECK(hn_test_maxdiff(g1, g2, bn) < TOL, "euler backward G %s", what);
+    CHECK(hn_test_maxdiff(dK1, dK2, nn) < TOL, "euler backward dK %s", what);
+    CHECK(hn_test_maxdiff(db1, db2, n) < TOL, "euler backward db %s", what);
     free(g1), free(g2), free(dK1), free(dK2), free(db1), free(db2);
   }
 
   hn_ham_forward(&s, K, b, Y, Z, o1, p1, work);
   hn_ham_forward_ref(&s, K, b, Y, Z, o2, p2, work);
-  CHECK(maxdiff(o1, o2, bn) < TOL && maxdiff(p1, p2, bn) < TOL, "ham forward %s", what);
+  CHECK(hn_test_maxdiff(o1, o2, bn) < TOL && hn_test_maxdiff(p1, p2, bn) < TOL, "ham forward %s", what);
 
   for (int recompute = 0; recompute <= 1; recompute++) {
-    hn_real *gy1 = copy(G, bn), *gy2 = copy(G, bn), *gz1 = copy(H, bn), *gz2 = copy(H, bn);
-    hn_real *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn), *db1 = rnd(n, r, 1), *db2 = copy(db1, n);
-    hn_real *y01 = copy(Y, bn), *y02 = copy(Y, bn), *z01 = calloc(bn, sizeof(hn_real)), *z02 = calloc(bn, sizeof(hn_real));
+    hn_real *gy1 = hn_test_copy(G, bn), *gy2 = hn_test_copy(G, bn), *gz1 = hn_test_copy(H, bn), *gz2 = hn_test_copy(H, bn);
+    hn_real *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn), *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n);
+    hn_real *y01 = hn_test_copy(Y, bn), *y02 = hn_test_copy(Y, bn), *z01 = calloc(bn, sizeof(hn_real)), *z02 = calloc(bn, sizeof(hn_real));
     /* (o1, p1) = one step from (Y, Z): the inverse must give back (Y, Z) */
     hn_ham_backward(&s, K, b, o1, p1, y01, z01, recompute, gy1, gz1, dK1, db1, work);
     hn_ham_backward_ref(&s, K, b, o1, p1, y02, z02, recompute, gy2, gz2, dK2, db2, work);
-    CHECK(maxdiff(gy1, gy2, bn) < TOL && maxdiff(gz1, gz2, bn) < TOL, "ham backward adjoints %s rec %d", what, recompute);
-    CHECK(maxdiff(dK1, dK2, nn) < TOL && maxdiff(db1, db2, n) < TOL, "ham backward params %s rec %d", what, recompute);
+    CHECK(hn_test_maxdiff(gy1, gy2, bn) < TOL && hn_test_maxdiff(gz1, gz2, bn) < TOL, "ham backward adjoints %s rec %d", what, recompute);
+    CHECK(hn_test_maxdiff(dK1, dK2, nn) < TOL && hn_test_maxdiff(db1, db2, n) < TOL, "ham backward params %s rec %d", what, recompute);
     if (recompute) {
-      CHECK(maxdiff(y01, Y, bn) < 10 * TOL, "ham inverse y %s: %g", what, maxdiff(y01, Y, bn));
-      CHECK(maxdiff(z01, Z, bn) < 10 * TOL, "ham inverse z %s: %g", what, maxdiff(z01, Z, bn));
-      CHECK(maxdiff(y02, Y, bn) < 10 * TOL, "ham inverse ref y %s", what);
+      CHECK(hn_test_maxdiff(y01, Y, bn) < 10 * TOL, "ham inverse y %s: %g", what, hn_test_maxdiff(y01, Y, bn));
+      CHECK(hn_test_maxdiff(z01, Z, bn) < 10 * TOL, "ham inverse z %s: %g", what, hn_test_maxdiff(z01, Z, bn));
+      CHECK(hn_test_maxdiff(y02, Y, bn) < 10 * TOL, "ham inverse ref y %s", what);
     }
     free(gy1), free(gy2), free(gz1), free(gz2), free(dK1), free(dK2), free(db1), free(db2);
     free(y01), free(y02), free(z01), free(z02);
@@ -330,17 +309,17 @@ static void check_shape(int B, int n, hn_activation act, hn_rng *r) {
 
   hn_leap_forward(&s, K, b, Y, Z, o1, work);
   hn_leap_forward_ref(&s, K, b, Y, Z, o2, work);
-  CHECK(maxdiff(o1, o2, bn) < TOL, "leap forward %s", what);
+  CHECK(hn_test_maxdiff(o1, o2, bn) < TOL, "leap forward %s", what);
   for (int inverse = 0; inverse <= 1; inverse++) {
-    hn_real *P1 = copy(G, bn), *P2 = copy(G, bn), *Q1 = copy(H, bn), *Q2 = copy(H, bn);
-    hn_real *dK1 = rnd(nn, r, 1), *dK2 = copy(dK1, nn), *db1 = rnd(n, r, 1), *db2 = copy(db1, n);
+    hn_real *P1 = hn_test_copy(G, bn), *P2 = hn_test_copy(G, bn), *Q1 = hn_test_copy(H, bn), *Q2 = hn_test_copy(H, bn);
+    hn_real *dK1 = hn_test_rnd(nn, r, 1), *dK2 = hn_test_copy(dK1, nn), *db1 = hn_test_rnd(n, r, 1), *db2 = hn_test_copy(db1, n);
     hn_leap_backward(&s, K, b, Y, inverse ? o1 : NULL, inverse ? p1 : NULL, P1, Q1, dK1, db1, work);
     hn_leap_backward_ref(&s, K, b, Y, inverse ? o1 : NULL, inverse ? p2 : NULL, P2, Q2, dK2, db2, work);
-    CHECK(maxdiff(P1, P2, bn) < TOL && maxdiff(Q1, Q2, bn) < TOL, "leap backward adjoints %s", what);
-    CHECK(maxdiff(dK1, dK2, nn) < TOL && maxdiff(db1, db2, n) < TOL, "leap backward params %s", what);
+    CHECK(hn_test_maxdiff(P1, P2, bn) < TOL && hn_test_maxdiff(Q1, Q2, bn) < TOL, "leap backward adjoints %s", what);
+    CHECK(hn_test_maxdiff(dK1, dK2, nn) < TOL && hn_test_maxdiff(db1, db2, n) < TOL, "leap backward params %s", what);
     if (inverse) {
-      CHECK(maxdiff(p1, Z, bn) < 10 * TOL, "leap inverse %s: %g", what, maxdiff(p1, Z, bn));
-      CHECK(maxdiff(p2, Z, bn) < 10 * TOL, "leap inverse ref %s", what);
+      CHECK(hn_test_maxdiff(p1, Z, bn) < 10 * TOL, "leap inverse %s: %g", what, hn_test_maxdiff(p1, Z, bn));
+      CHECK(hn_test_maxdiff(p2, Z, bn) < 10 * TOL, "leap inverse ref %s", what);
     }
     free(P1), free(P2), free(Q1), free(Q2), free(dK1), free(dK2), free(db1), free(db2);
   }
