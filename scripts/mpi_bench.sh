@@ -129,8 +129,32 @@ def table(col, title, per_thread=1):
     return "\n".join(lines)
 
 
+def paired():
+    """Per repetition the four placements ran back to back: ratios and differences within a
+    repetition, then the median over the repetitions (robust to the machine's slow drifts)."""
+    import statistics as st
+    lines = ["Paired: within each repetition (the four runs back to back), then the median over the "
+             "repetitions [min .. max]", "",
+             "| workload | reps | 2x1 / 1x2 (goal <= 1.10) | exposed, overlap on | exposed, overlap off | "
+             "overlap cuts it by (ratio of the medians) |", "|---|---|---|---|---|---|"]
+    for w in dict.fromkeys(r["workload"] for r in rows):
+        by = {}
+        for r in rows:
+            if r["workload"] == w:
+                by.setdefault(r["rep"], {})[r["config"]] = float(r["median_ms"])
+        reps = [v for v in by.values() if len(v) == 4]
+        ratio = [v["2x1"] / v["1x2"] for v in reps]
+        on = [v["2x1"] - v["2x1_skip"] for v in reps]
+        off = [v["2x1_noov"] - v["2x1_skip"] for v in reps]
+        f = lambda a, u="": f"{st.median(a):.3g}{u} [{min(a):.3g} .. {max(a):.3g}]"
+        mo, mf = st.median(on), st.median(off)
+        cut = f"{mf / mo:.1f}x" if mo > 0 else "all (<= 0 left)"
+        lines.append(f"| {w} | {len(reps)} | {f(ratio)} | {f(on, ' ms')} | {f(off, ' ms')} | {cut} |")
+    return "\n".join(lines)
+
+
 load = [float(r["loadavg"]) for r in rows]
-text = (table("median_ms", "Wall time per step (median of each run, best run)") + "\n\n" +
+text = (paired() + "\n\n" + table("median_ms", "Wall time per step (median of each run, best run)") + "\n\n" +
         table("cpu_ms", "CPU time per step (per process, max over ranks; 1 rank x 2 threads: half the sum of its two "
                         "threads, so that both columns are per core)", per_thread=2) +
         f"\n\nload average during the runs: {min(load):.1f} .. {max(load):.1f} on {__import__('os').cpu_count()} cores\n")

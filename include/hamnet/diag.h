@@ -92,6 +92,11 @@ void hn_diag_set_resume_step(hn_diag *d, long step);
 int hn_diag_record(hn_diag *d, hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *y, int B,
                    int64_t B_global, const hn_diag_scalars *s);
 
+/* Rank 0 logs what the diagnostics cost this run: set-up (file, BLACS grids) and every pass,
+ * as a share of the training time since hn_diag_open - the same measure the time budget
+ * ([diagnostics] max_overhead) holds below its limit. No-op on other ranks and for NULL. */
+void hn_diag_report(const hn_diag *d);
+
 void hn_diag_close(hn_diag *d);
 
 /* --- spectra (ScaLAPACK) -------------------------------------------------------------------

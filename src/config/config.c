@@ -197,7 +197,7 @@ static const key_desc keys[] = {
     K_INT(diagnostics, spectra_distributed_width, 1, 65536, "256",
           "Layers at least this wide are distributed block-cyclically over all ranks for the spectra; "
           "narrower ones go whole to one rank each"),
-    K_DBL(diagnostics, max_overhead, 0.0, 1.0, F_MAX_OPEN, "0.04",
+    K_DBL(diagnostics, max_overhead, 0.0, 1.0, F_MAX_OPEN, "0.03",
           "Time budget: a pass drops its spectra, or is skipped, when diagnostics would take more than this "
           "fraction of the training time (the first pass always runs); 0 = every pass in full"),
 

@@ -33,8 +33,9 @@ struct hn_diag {
   double *red;           /* probe sums [3 (max_depth + 1) + 2] */
   hn_layer_spectrum *ls; /* [max_depth] */
   /* time budget ([diagnostics] max_overhead), rank 0's clock decides for everyone */
-  double t_open;         /* hn_wtime() at open: "training time" counts from here */
-  double spent;          /* seconds in diagnostics passes so far (including writing) */
+  double t_open;         /* hn_wtime() when hn_diag_open began: "training time" counts from here */
+  double spent;          /* seconds in diagnostics so far: opening (file, BLACS grids) + passes */
+  double open_seconds;   /* what opening cost (part of spent) */
   double cost_probe;     /* the latest pass's cost without its spectra */
   double cost_spectra;   /* the latest spectra's cost */
   int passes;            /* passes made (full or probe-only) */
@@ -50,6 +51,17 @@ static double unix_time(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void hn_diag_report(const hn_diag *d) {
+  if (!d || d->rank != 0)
+    return;
+  const double training = hn_wtime() - d->t_open - d->spent;
+  hn_log_info("diagnostics cost: %.3f s in all (set-up %.3f s, %d pass%s, %d reduced or skipped by the budget) = "
+              "%.1f%% of the %.3g s of training since they were set up ([diagnostics] max_overhead = %g)",
+              d->spent, d->open_seconds, d->passes, d->passes == 1 ? "" : "es", d->reduced,
+              training > 0 ? 100.0 * d->spent / training : 0.0, training > 0 ? training : 0.0,
+              d->cfg.diagnostics.max_overhead);
+}
+
 void hn_diag_close(hn_diag *d) {
   if (!d)
     return;
@@ -62,6 +74,7 @@ void hn_diag_close(hn_diag *d) {
 
 int hn_diag_open(hn_diag **out, const char *run_dir, const hn_config *cfg, int resumed) {
   *out = NULL;
+  const double t_begin = hn_wtime(); /* set-up counts against the budget like a pass */
   const hn_mpi *mpi = hn_mpi_world();
   hn_diag *d = hn_alloc(1, sizeof *d, HN_MEM_OTHER, "diagnostics");
   if (!d)
@@ -113,7 +126,8 @@ int hn_diag_open(hn_diag **out, const char *run_dir, const hn_config *cfg, int r
                   cfg->diagnostics.every_epochs == 1 ? "" : "s", d->path);
     }
   }
-  d->t_open = hn_wtime();
+  d->t_open = t_begin;
+  d->open_seconds = d->spent = hn_wtime() - t_begin;
   *out = d;
   return HN_OK;
 }

@@ -67,6 +67,8 @@ struct hn_workspace {
 /* The narrow path's per-thread scratch: a gradient accumulator and one tile's buffers. */
 typedef struct tile_scratch {
   hn_real *grads;          /* [n_params]: this thread's gradient accumulator (HN_MEM_GRADS) */
+  hn_real *acc;            /* where this pass adds its gradients: grads, or the model's gradient
+                            * buffer itself when one thread runs (no zeroing, no summing pass) */
   hn_real *y, *z, *gy, *gz; /* one tile of states and adjoints, [n][HN_TILE] each */
   hn_real *u_open;         /* dense opening: the tile's pre-activation [n][HN_TILE] */
   hn_real *xt;             /* the tile's inputs [F][HN_TILE] */
@@ -811,7 +813,7 @@ static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, 
   const int N = L->spec.depth, n = L->spec.width, stride = ws->stride;
   const hn_step st = {TILE, n, L->spec.activation, L->h};
   const int keep = !ws->reversible;
-  hn_real *g = t->grads, *gy = t->gy, *gz = t->gz;
+  hn_real *g = t->acc, *gy = t->gy, *gz = t->gz;
   memset(gz, 0, (size_t)n * TILE * sizeof(hn_real));
   if (L->spec.arch == HN_ARCH_HAMILTONIAN) {
     hn_real *y = yN, *z = other;
@@ -882,7 +884,11 @@ static int narrow_pass(hn_model *m, hn_workspace *ws, const hn_real *X, const in
       used = P;
     tile_scratch *t = &ws->thr[id];
     if (train) {
-      memset(t->grads, 0, L->n_params * sizeof(hn_real));
+      /* one thread (e.g. one rank per core): straight into m->grads - the same bits as summing
+       * a zeroed copy into the zeroed m->grads, without the two extra passes over the gradient */
+      t->acc = P == 1 ? m->grads : t->grads;
+      if (t->acc == t->grads)
+        memset(t->grads, 0, L->n_params * sizeof(hn_real));
       memset(t->recon, 0, 2 * (size_t)n_recon * sizeof(double));
     }
     t->loss_sum = 0;
@@ -891,11 +897,11 @@ static int narrow_pass(hn_model *m, hn_workspace *ws, const hn_real *X, const in
       const int first = k * TILE, valid = B - first < TILE ? B - first : TILE;
       hn_real *other = NULL;
       hn_real *yN = tile_forward(m, ws, t, k, X, B, train, &other);
-      tile_classifier(L, m->params, ws->Wt, train ? t->grads : NULL, yN, valid, labels ? labels + first : NULL,
+      tile_classifier(L, m->params, ws->Wt, train ? t->acc : NULL, yN, valid, labels ? labels + first : NULL,
                       loss_scale, t, t->gy);
       if (train) {
         tile_backward(m, ws, t, k, yN, other);
-        tile_opening_backward(L, t->grads, t, t->gy);
+        tile_opening_backward(L, t->acc, t, t->gy);
       } else {
         for (int s = 0; s < valid; s++)
           for (int c = 0; c < C; c++)
@@ -914,12 +920,14 @@ static void narrow_train(hn_model *m, hn_workspace *ws, const hn_real *X, const 
   const long np = (long)L->n_params;
   hn_real *g = m->grads;
   const tile_scratch *thr = ws->thr;
+  if (P > 1) { /* with one thread the pass wrote into m->grads directly */
 #pragma omp parallel for if (np > 65536) schedule(static)
-  for (long i = 0; i < np; i++) {
-    hn_real s = 0;
-    for (int id = 0; id < P; id++)
-      s += thr[id].grads[i];
-    g[i] += s;
+    for (long i = 0; i < np; i++) {
+      hn_real s = 0;
+      for (int id = 0; id < P; id++)
+        s += thr[id].grads[i];
+      g[i] += s;
+    }
   }
   for (int id = 0; id < P; id++) {
     stats->loss_sum += thr[id].loss_sum;

@@ -1009,6 +1009,7 @@ static int train_body(trainer *t, hn_train_result *res) {
     HN_TRY(status);
     res->steps = t->prog.global_step;
   }
+  hn_diag_report(t->diag);
   return report_parallel(t);
 }
 
