@@ -64,4 +64,20 @@ static inline void act_row(hn_activation act, int lo, int hi, const hn_real *u, 
   }
 }
 
+/* out[q] = s(g u[q] + b) for q < n (a normalisation's affine map, then the activation), one simd
+ * loop per activation as in act_row. out may be u. */
+static inline void act_affine(hn_activation act, int n, hn_real g, hn_real b, const hn_real *u, hn_real *out) {
+  if (act == HN_ACT_RELU) {
+#pragma omp simd
+    for (int q = 0; q < n; q++) {
+      hn_real a = g * u[q] + b;
+      out[q] = a > 0 ? a : 0;
+    }
+  } else {
+#pragma omp simd
+    for (int q = 0; q < n; q++)
+      out[q] = act_tanh(g * u[q] + b);
+  }
+}
+
 #endif

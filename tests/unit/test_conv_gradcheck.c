@@ -10,7 +10,8 @@
  * regularisers. Tolerance: relative error <= 1e-6 per block. relu: coordinates at a kink (finite
  * differences at eps and eps/10 disagree) are skipped and counted, as in test_gradcheck.c.
  * Also: a corrupted gradient coordinate is caught; reversible and stored gradients agree to 1e-8
- * for 2 x 32 layers; the running statistics move with training steps only. */
+ * for 2 x 32 layers; the running statistics move with training steps only; 3 x 2051 images (the
+ * connective's pooling for images wider than its activation buffer). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,11 +133,11 @@ static double check_blocks(problem *p, int relu, int *skipped, int *checked, con
   return worst;
 }
 
-static void setup(problem *p, hn_arch arch, hn_activation act, hn_norm norm, const int *channels,
-                  const int *layers, int reversible, int stride, uint64_t seed, double T) {
-  hn_model_spec spec = {.arch = arch, .activation = act, .opening = HN_OPEN_PAD, .n_features = 2 * 6 * 5,
+static void setup_image(problem *p, hn_arch arch, hn_activation act, hn_norm norm, const int *channels,
+                        const int *layers, int reversible, int stride, uint64_t seed, double T, int H, int W) {
+  hn_model_spec spec = {.arch = arch, .activation = act, .opening = HN_OPEN_PAD, .n_features = 2 * H * W,
                         .n_classes = 3, .final_time = T, .gamma = 0.05, .n_stages = 2, .image_channels = 2,
-                        .image_height = 6, .image_width = 5, .norm = norm};
+                        .image_height = H, .image_width = W, .norm = norm};
   for (int k = 0; k < 2; k++) {
     spec.stage_channels[k] = channels[k];
     spec.stage_layers[k] = layers[k];
@@ -165,6 +166,12 @@ static void setup(problem *p, hn_arch arch, hn_activation act, hn_norm norm, con
   p->alpha_t = 0.1;
   p->alpha_w = 0.05;
   CHECK_OK(hn_workspace_create(&p->ws, L, p->B, reversible, stride));
+}
+
+/* The standard problem: 2-channel 6x5 images. */
+static void setup(problem *p, hn_arch arch, hn_activation act, hn_norm norm, const int *channels,
+                  const int *layers, int reversible, int stride, uint64_t seed, double T) {
+  setup_image(p, arch, act, norm, channels, layers, reversible, stride, seed, T, 6, 5);
 }
 
 static void teardown(problem *p) {
@@ -206,6 +213,23 @@ static void test_all_combinations(void) {
         }
   printf("conv gradcheck: %d combinations, %d coordinates checked, %d skipped at relu kinks\n", combos,
          total_checked, total_skipped);
+}
+
+/* Images wider than the connective's activation buffer (2 W > 4096 values) are pooled the
+ * scalar way (convnet.c, connective_forward): 3 x 2051 images, pooled to 1 x 1025. tanh only:
+ * with 12k pixels per image nearly every relu coordinate sits next to some kink (the pooling
+ * code is the same for both activations). */
+static void test_wide_images(void) {
+  const int ch[2] = {1, 2}, layers[2] = {1, 1};
+  problem p;
+  setup_image(&p, HN_ARCH_HAMILTONIAN, HN_ACT_TANH, HN_NORM_BATCH, ch, layers, 0, 0, 9, 1.0, 3, 2051);
+  analytic(&p);
+  int skipped = 0, checked = 0;
+  double worst = check_blocks(&p, 0, &skipped, &checked, "3x2051 images", 1);
+  CHECK(worst <= 1e-6, "3x2051 images: worst block relative error %.3g", worst);
+  printf("conv gradcheck %-40s worst relative error %.2e (%d coordinates)\n", "hamiltonian/batch/tanh, 3x2051 images",
+         worst, checked);
+  teardown(&p);
 }
 
 /* The check must be able to fail: one coordinate of the opening's K and one of a connective's
@@ -259,6 +283,7 @@ int main(void) {
   return 77;
 #else
   test_all_combinations();
+  test_wide_images();
   test_corrupted_gradient_is_caught();
   test_reversible_matches_stored();
   return hn_test_finish("test_conv_gradcheck");
