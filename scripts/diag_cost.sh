@@ -146,7 +146,8 @@ for n in names:
         full_cell = f"{best['full']:.2f} | {100 * (best['full'] / best['off'] - 1):+.1f}%"
     q = lambda a: f"{100 * np.median(a):+.1f}% [{100 * np.percentile(a, 25):+.1f}, {100 * np.percentile(a, 75):+.1f}]"
     print(f"| {n} | {len(pairs)} | {best['off']:.2f} | {best['default']:.2f} | {q(rw)} | {q(rc)} | "
-          f"{np.nanmedian(own):.1f}% | {full_cell} | {nrec} ({nspec}) | {one:.4f} | {spec:.4f} |")
+          f"{np.nanmedian(own):.1f}% | {full_cell} | {nrec} ({nspec}) | "
+          + (f"{one:.4f} | {spec:.4f} |" if "full" in by else "- | - |"))
 print("\n'one pass s' / 'spectra s': median per pass with every pass in full (diag_seconds, spectra_seconds); "
       "hamnet's own measure: the 'diagnostics cost' line each default run logs at its end (set-up of the file and "
       "BLACS grids plus every pass, as a share of the training time; what the time budget holds below max_overhead).")

@@ -51,6 +51,9 @@ EOF
 run h1
 [[ -f h1/diagnostics.h5 ]] || fail "no diagnostics.h5 in the run folder"
 grep -q "diagnostics epoch 2: ||dL/dy_j|| max/min" h1.log || fail "no diagnostics log line: $(cat h1.log)"
+# the closing cost line: set-up + 2 passes, a share of the training time (max_overhead 0: none reduced)
+grep -qE "diagnostics cost: [0-9.]+ s in all \(set-up [0-9.]+ s, 2 passes, 0 reduced or skipped by the budget\) = [0-9.]+% of the" h1.log ||
+  fail "no closing diagnostics cost line: $(cat h1.log)"
 out=$("$HAMNET" inspect h1/diagnostics.h5)
 grep -q "kind        diagnostics (format_version 1" <<<"$out" || fail "inspect: $out"
 grep -q "records     2 (epochs 1..2, steps 4..8)" <<<"$out" || fail "inspect records: $out"
