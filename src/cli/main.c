@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "hamnet/build_info.h"
 #include "hamnet/error.h"
+#include "hamnet/kernels.h" /* HN_TILE */
 #include "hamnet/parallel.h"
 #include "hamnet/real.h"
 #include "hamnet/train.h"
@@ -48,7 +49,7 @@ int main(int argc, char **argv) {
     return HN_EXIT_OK;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("hamnet %s (%s) %s precision\n", HN_VERSION, HN_GIT_HASH, HN_REAL_NAME);
+    printf("hamnet %s (%s) %s precision, narrow tiles of %d samples\n", HN_VERSION, HN_GIT_HASH, HN_REAL_NAME, HN_TILE);
     return HN_EXIT_OK;
   }
   const subcommand *cmd = NULL;

@@ -422,7 +422,7 @@ void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_re
   fprintf(out,
           "{\"stages\": \"%s\", \"image\": [%d, %d, %d], \"cpu_samples_per_s\": %.6g, "
           "\"arch\": \"%s\", \"activation\": \"%s\", \"width\": %d, \"depth\": %d, \"batch\": %d, "
-          "\"reversible\": %s, \"kernel\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"steps\": %d, "
+          "\"reversible\": %s, \"kernel\": \"%s\", \"tile\": %d, \"threads\": %d, \"precision\": \"%s\", \"steps\": %d, "
           "\"ms_per_step\": %.6g, \"ms_median\": %.6g, \"samples_per_s\": %.6g, \"flops_per_step\": %.6g, "
           "\"gflops\": %.6g, \"roofline_gflops\": %.6g, \"roofline_ms\": %.6g, \"cpu_ms_per_step\": %.6g, "
           "\"roofline_cpu_ms\": %.6g, \"peak_rss_mb\": %.6g, "
@@ -433,7 +433,7 @@ void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_re
           o->stages, o->image_channels, o->image_height, o->image_width,
           r->cpu_ms_best > 0 ? 1e3 * o->batch / r->cpu_ms_best : 0.0,
           hn_arch_name(o->arch), hn_activation_name(o->activation), width, depth, o->batch,
-          o->reversible ? "true" : "false", r->narrow ? "narrow" : "wide", r->threads, HN_REAL_NAME, o->steps,
+          o->reversible ? "true" : "false", r->narrow ? "narrow" : "wide", HN_TILE, r->threads, HN_REAL_NAME, o->steps,
           r->ms_best, r->ms_median, r->samples_per_s, r->flops_per_step, r->gflops, r->roofline_gflops,
           r->roofline_ms, r->cpu_ms_best, r->roofline_cpu_ms, r->peak_rss_mb, mib(r->mem_peak[HN_MEM_PARAMS]), mib(r->mem_peak[HN_MEM_GRADS]),
           mib(r->mem_peak[HN_MEM_OPTIM]), mib(r->mem_peak[HN_MEM_ACTIVATIONS]), mib(r->mem_peak[HN_MEM_WORKSPACE]),
