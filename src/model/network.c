@@ -232,9 +232,10 @@ int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path) {
   if (path == HN_KERNEL_NARROW && !reversible_arch)
     return hn_fail(HN_EINVAL, "[train] kernel = narrow supports arch hamiltonian and leapfrog (arch is %s); "
                    "use kernel = auto or wide", hn_arch_name(sp->arch));
-  const int narrow = path == HN_KERNEL_NARROW ||
-                     (path == HN_KERNEL_AUTO && reversible_arch &&
-                      sp->width <= (ws->reversible ? HN_NARROW_MAX_WIDTH : HN_NARROW_MAX_WIDTH_STORED));
+  /* stored mode on one thread: narrow only up to HN_NARROW_MAX_WIDTH_STORED; with threads the
+   * wide path's per-layer parallel regions cost more than the tiles' cache misses (hamnet/model.h) */
+  const int max_width = ws->reversible || omp_get_max_threads() > 1 ? HN_NARROW_MAX_WIDTH : HN_NARROW_MAX_WIDTH_STORED;
+  const int narrow = path == HN_KERNEL_NARROW || (path == HN_KERNEL_AUTO && reversible_arch && sp->width <= max_width);
   free_tile_scratch(ws);
   ws->kernel = path;
   ws->narrow = 0;
