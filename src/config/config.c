@@ -171,7 +171,7 @@ static const key_desc keys[] = {
     K_ENUM(train, kernel, kernel_path_name_i, HN_KERNEL_COUNT, "auto",
           "Pass implementation: narrow = tiles of samples carried through all layers (small widths), "
           "wide = layer by layer with GEMMs; auto: narrow for hamiltonian/leapfrog of width <= 64 "
-          "(reversible) or <= 16 (stored)"),
+          "(reversible, or stored with several threads) or <= 16 (stored, one thread)"),
     K_LONG(train, max_steps, 0, LONG_MAX, "0", "Stop after this many optimizer steps in total; 0 = no limit"),
     K_INT(train, augment_crop, 0, 64, "0",
           "Images: train on random crops of each image zero-padded by this many pixels per side (a shift in "
