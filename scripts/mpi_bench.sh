@@ -11,6 +11,9 @@
 #   2x1        2 ranks x 1 thread, overlapped bucketed allreduce ([parallel] overlap = 1)
 #   2x1_noov   2 ranks x 1 thread, every bucket started after the backward pass (overlap = 0)
 #   2x1_skip   2 ranks x 1 thread, no gradient exchange at all (HAMNET_BENCH_SKIP_EXCHANGE=1)
+#   2x1_cycle  2 ranks x 1 thread, 3 S + 1 steps cycling through overlapped / not overlapped / no
+#              exchange step by step (HAMNET_BENCH_EXCHANGE_CYCLE=1): the exposed communication
+#              with and without overlap measured within one run, immune to drifts between runs
 # and prints per workload: the 2x1 / 1x2 ratio (goal <= 1.10) and the exposed communication
 # per step = step(2x1) - step(2x1_skip), with and without overlap (goal: overlap halves it).
 # Each configuration runs R times, interleaved; the best (lowest) median is reported, since
@@ -44,6 +47,7 @@ unset OMPI_MCA_mpi_yield_when_idle  # 2 ranks on 2 cores are not oversubscribed:
 
 batch=512
 "$hamnet" datagen peaks --out "$out/data" --samples $((batch * steps)) --val-samples 10 --seed 1 >/dev/null
+"$hamnet" datagen peaks --out "$out/data_cycle" --samples $((batch * (3 * steps + 1))) --val-samples 10 --seed 1 >/dev/null
 
 params() {
   case "$1" in
@@ -59,25 +63,41 @@ run() {
   read -r width depth <<<"$(params "$w")"
   local dir="$out/run_${w}_${c}_$rep" log="$out/${w}_${c}_$rep.log"
   rm -rf "$dir"
-  local args=(train /dev/null --run-dir "$dir" --set data.train="$out/data/train.h5" --set model.arch=hamiltonian
+  local data=$out/data
+  [ "$c" = 2x1_cycle ] && data=$out/data_cycle
+  local args=(train /dev/null --run-dir "$dir" --set data.train="$data/train.h5" --set model.arch=hamiltonian
               --set model.activation=tanh --set model.width="$width" --set model.depth="$depth"
               --set train.optimizer=adam --set train.lr=0.001 --set train.batch_size=$batch --set train.epochs=1
               --set train.seed=1 --set checkpoint.keep=1 --set checkpoint.best=0 --set diagnostics.every_epochs=0)
-  local ranks=2 threads=1 overlap=1 skip=0
+  local ranks=2 threads=1 overlap=1 skip=0 cycle=0
   case "$c" in
     1x2) ranks=1; threads=2 ;;
     2x1) ;;
     2x1_noov) overlap=0 ;;
     2x1_skip) skip=1 ;;
+    2x1_cycle) cycle=1 ;;
   esac
   args+=(--set parallel.overlap=$overlap --threads $threads)
   if [ "$ranks" = 1 ]; then
     OMP_NUM_THREADS=$threads "$hamnet" "${args[@]}" >"$log" 2>&1
   else
-    OMP_NUM_THREADS=$threads HAMNET_BENCH_SKIP_EXCHANGE=$skip mpirun -np $ranks --bind-to "$bind" --map-by core \
-      -x OMP_NUM_THREADS -x HAMNET_BENCH_SKIP_EXCHANGE -x OPENBLAS_NUM_THREADS "$hamnet" "${args[@]}" >"$log" 2>&1
+    OMP_NUM_THREADS=$threads HAMNET_BENCH_SKIP_EXCHANGE=$skip HAMNET_BENCH_EXCHANGE_CYCLE=$cycle mpirun -np $ranks \
+      --bind-to "$bind" --map-by core -x OMP_NUM_THREADS -x HAMNET_BENCH_SKIP_EXCHANGE -x HAMNET_BENCH_EXCHANGE_CYCLE \
+      -x OPENBLAS_NUM_THREADS "$hamnet" "${args[@]}" >"$log" 2>&1
   fi
   local line median mean wait
+  if [ "$c" = 2x1_cycle ]; then
+    line=$(grep -E "exchange cycle \(HAMNET_BENCH_EXCHANGE_CYCLE" "$log" | tail -1)
+    [ -n "$line" ] || { echo "mpi_bench.sh: no exchange cycle line in $log" >&2; exit 1; }
+    local on off none
+    on=$(sed -E 's/.*: overlapped ([0-9.]+) ms.*/\1/' <<<"$line")
+    off=$(sed -E 's/.*not overlapped ([0-9.]+) ms.*/\1/' <<<"$line")
+    none=$(sed -E 's/.*no exchange ([0-9.]+) ms.*/\1/' <<<"$line")
+    printf "%s\t%d\t%s\t%s\t%s\n" "$w" "$rep" "$on" "$off" "$none" >>"$out/cycle.tsv"
+    rm -rf "$dir"
+    echo "  $w $c rep $rep: step medians overlapped $on, not overlapped $off, no exchange $none ms"
+    return
+  fi
   line=$(grep -E "\] steps: [0-9]+, median" "$log" | tail -1)
   median=$(sed -E 's/.*median ([0-9.]+) ms.*/\1/' <<<"$line")
   mean=$(sed -E 's/.*mean ([0-9.]+) ms.*/\1/' <<<"$line")
@@ -92,10 +112,11 @@ run() {
 }
 
 printf "workload\tconfig\trep\tranks\tthreads\tmedian_ms\tmean_ms\tcpu_ms\twait_ms\tmpi_ms\tloadavg\n" >"$out/runs.tsv"
+printf "workload\trep\toverlapped_ms\tnot_overlapped_ms\tno_exchange_ms\n" >"$out/cycle.tsv"
 echo "mpi_bench: $steps steps per run, $reps repetitions, output in $out"
 for rep in $(seq 1 "$reps"); do
   for w in $workloads; do
-    for c in 1x2 2x1 2x1_noov 2x1_skip; do
+    for c in 1x2 2x1 2x1_noov 2x1_skip 2x1_cycle; do
       run "$w" "$c" "$rep"
     done
   done
@@ -153,8 +174,27 @@ def paired():
     return "\n".join(lines)
 
 
+def cycle():
+    """2x1_cycle: the three exchange modes interleaved step by step within each run."""
+    import statistics as st
+    crows = list(csv.DictReader(open(f"{out}/cycle.tsv"), delimiter="\t"))
+    lines = ["Within one run (2x1_cycle: overlapped, not overlapped and no exchange step by step; per run the "
+             "median step of each mode; then the median over the runs [min .. max])", "",
+             "| workload | runs | exposed, overlap on | exposed, overlap off | overlap cuts it by (ratio of the medians) |",
+             "|---|---|---|---|---|"]
+    for w in dict.fromkeys(r["workload"] for r in crows):
+        rs = [r for r in crows if r["workload"] == w]
+        on = [float(r["overlapped_ms"]) - float(r["no_exchange_ms"]) for r in rs]
+        off = [float(r["not_overlapped_ms"]) - float(r["no_exchange_ms"]) for r in rs]
+        f = lambda a: f"{st.median(a):.3g} ms [{min(a):.3g} .. {max(a):.3g}]"
+        mo, mf = st.median(on), st.median(off)
+        cut = f"{mf / mo:.2f}x" if mo > 0 else "all (<= 0 left)"
+        lines.append(f"| {w} | {len(rs)} | {f(on)} | {f(off)} | {cut} |")
+    return "\n".join(lines)
+
+
 load = [float(r["loadavg"]) for r in rows]
-text = (paired() + "\n\n" + table("median_ms", "Wall time per step (median of each run, best run)") + "\n\n" +
+text = (paired() + "\n\n" + cycle() + "\n\n" + table("median_ms", "Wall time per step (median of each run, best run)") + "\n\n" +
         table("cpu_ms", "CPU time per step (per process, max over ranks; 1 rank x 2 threads: half the sum of its two "
                         "threads, so that both columns are per core)", per_thread=2) +
         f"\n\nload average during the runs: {min(load):.1f} .. {max(load):.1f} on {__import__('os').cpu_count()} cores\n")

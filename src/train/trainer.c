@@ -72,7 +72,11 @@ typedef struct {
   double *step_seconds;         /* wall time of every step of this invocation */
   double *step_cpu;             /* process CPU time (all threads) of every step */
   long n_steps_timed, cap_steps_timed;
+  long first_timed_step;        /* global step of step_seconds[0] */
   hn_exchange_stats ex_done;    /* exchanges of finished multilevel stages */
+  /* HAMNET_BENCH_EXCHANGE_CYCLE=1 (benchmarks only): step s exchanges overlapped (s % 3 == 0),
+   * not overlapped (1) or not at all (2), so that one run measures all three side by side */
+  int exchange_cycle;
 
   /* stop requests (signals.c) */
   double last_ckpt_seconds; /* wall time of the last checkpoint write (agreed; 0 before the first) */
@@ -522,6 +526,8 @@ static void record_step_time(trainer *t, double seconds, double cpu) {
     t->step_cpu = q;
     t->cap_steps_timed = cap;
   }
+  if (t->n_steps_timed == 0)
+    t->first_timed_step = t->prog.global_step; /* record_step_time follows the step's increment */
   t->step_seconds[t->n_steps_timed] = seconds;
   t->step_cpu[t->n_steps_timed++] = cpu;
 }
@@ -545,6 +551,34 @@ static void log_epoch_exchange(const trainer *t, int epoch, const hn_exchange_st
               "%.0f%% of the buckets were complete before the backward pass ended", epoch + 1, wait,
               100.0 * wait / (seconds > 0 ? seconds : 1e-9), 1e3 * wait / (double)steps,
               100.0 * (double)(now->done_early - at_start->done_early) / (double)buckets);
+}
+
+/* HAMNET_BENCH_EXCHANGE_CYCLE: the median step of each exchange mode (steps first..n of this
+ * invocation, the slowest rank's) and the exposed communication with and without overlap - the
+ * three modes interleaved step by step, so that drifts of the machine hit all three alike.
+ * Collective. */
+static int report_exchange_cycle(trainer *t, long first, long n) {
+  double med[3] = {0, 0, 0};
+  long count[3] = {0, 0, 0};
+  double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+  if (!v)
+    return hn_fail(HN_ENOMEM, "exchange cycle report: out of memory");
+  for (int mode = 0; mode < 3; mode++) {
+    long m = 0;
+    for (long i = first; i < n; i++)
+      if ((t->first_timed_step + i) % 3 == mode)
+        v[m++] = t->step_seconds[i];
+    count[mode] = m;
+    med[mode] = m > 0 ? median_from(v, 0, m) : NAN;
+  }
+  free(v);
+  if (MPI_Allreduce(MPI_IN_PLACE, med, 3, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "reduction of the exchange cycle's step times failed");
+  hn_log_info("exchange cycle (HAMNET_BENCH_EXCHANGE_CYCLE, medians of %ld / %ld / %ld interleaved steps): overlapped "
+              "%.2f ms, not overlapped %.2f ms, no exchange %.2f ms per step; exposed communication %.2f ms with "
+              "overlap, %.2f ms without", count[0], count[1], count[2], 1e3 * med[0], 1e3 * med[1], 1e3 * med[2],
+              1e3 * (med[0] - med[2]), 1e3 * (med[1] - med[2]));
+  return HN_OK;
 }
 
 /* End of a run (collective): step time, exchange statistics and per-rank data memory. */
@@ -572,6 +606,8 @@ static int report_parallel(trainer *t) {
     return HN_OK;
   /* the first step of a run pays for first touches of every buffer: leave it out when there are more */
   long first = n > 1 ? 1 : 0;
+  if (t->exchange_cycle) /* before the medians below reorder step_seconds */
+    HN_TRY(report_exchange_cycle(t, first, n));
   double mean = 0;
   for (long i = first; i < n; i++)
     mean += t->step_seconds[i] / (double)(n - first);
@@ -620,6 +656,10 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
   const double t_step = hn_wtime(), c_step = cpu_seconds();
 
   memset(t->model.grads, 0, np * sizeof(hn_real));
+  if (t->exchange_cycle) { /* the same mode on every rank: it follows the global step */
+    t->ex.overlap = step % 3 == 0;
+    t->ex.skip = step % 3 == 2;
+  }
   if (hn_fault("nan", step)) /* the backward pass accumulates onto it */
     t->model.grads[np - 1] = (hn_real)NAN;
   hn_exchange_begin(&t->ex);
@@ -969,6 +1009,14 @@ static int train_body(trainer *t, hn_train_result *res) {
     HN_TRY(hn_mpi_agree(status));
   }
   HN_TRY(check_same_start(t));
+  const char *cycle = getenv("HAMNET_BENCH_EXCHANGE_CYCLE");
+  int cycle_on = t->mpi->size > 1 && cycle && *cycle && strcmp(cycle, "0") != 0;
+  if (t->mpi->size > 1 && MPI_Allreduce(MPI_IN_PLACE, &cycle_on, 1, MPI_INT, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
+    return hn_fail(HN_EMPI, "agreeing on HAMNET_BENCH_EXCHANGE_CYCLE failed");
+  t->exchange_cycle = cycle_on;
+  if (cycle_on)
+    hn_log_warn("HAMNET_BENCH_EXCHANGE_CYCLE is set: steps cycle through an overlapped, a non-overlapped and no "
+                "gradient exchange (benchmark mode; the results are meaningless)");
   HN_TRY(hn_mpi_agree(open_steps_log(t)));
   if (cfg->diagnostics.every_epochs > 0) {
     HN_TRY(hn_mpi_agree(hn_diag_open(&t->diag, t->run_dir, cfg, resumed)));
