@@ -128,7 +128,9 @@ void hn_epoch_shard_free(hn_epoch_shard *s);
  * overlap = 0 starts every bucket in hn_exchange_finish (for comparison). With one rank no
  * MPI call is made. HAMNET_BENCH_SKIP_EXCHANGE=1 in the environment (benchmarks only) skips the
  * communication altogether - every rank then steps with its own partial gradient - so that
- * "step time minus the step time without exchange" is the exposed communication.
+ * "step time minus the step time without exchange" is the exposed communication; the trainer's
+ * HAMNET_BENCH_EXCHANGE_CYCLE=1 sets `overlap` and `skip` per step (cycling through the three
+ * modes) so that one run measures them side by side.
  * HAMNET_EXCHANGE_TRACE=1 prints every step's bucket timeline (start and completion times
  * since the step began, and when the backward pass ended) on stderr, one line per rank. */
 typedef struct {

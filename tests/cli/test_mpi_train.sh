@@ -161,4 +161,14 @@ timeout 120 mpirun --oversubscribe --bind-to none -np 1 "$HAMNET" eval --checkpo
   -np 1 "$HAMNET" eval --checkpoint p1/best.h5 --data data/train.h5 >mm3.log 2>&1 || rc=$?
 [[ $rc != 0 && $rc != 124 ]] || fail "eval with different --data per rank exited $rc: $(cat mm3.log)"
 grep -q "the data file name differs between rank 0 and rank 1" mm3.log || fail "eval mismatch message: $(cat mm3.log)"
+
+# --- 5. benchmark mode: the exchange cycle, set on one rank only, is agreed by both ------------
+rc=0
+timeout 120 mpirun --oversubscribe --bind-to none -np 1 env HAMNET_BENCH_EXCHANGE_CYCLE=1 "$HAMNET" train c.ini \
+  --run-dir cyc --set train.epochs=1 --set train.kernel=wide : \
+  -np 1 "$HAMNET" train c.ini --run-dir cyc --set train.epochs=1 --set train.kernel=wide >cyc.log 2>&1 || rc=$?
+[[ $rc == 0 ]] || fail "exchange cycle run exited $rc: $(cat cyc.log)"
+# 902 samples in batches of 90: steps 1..11, the first left out; step s runs mode s % 3
+grep -qE "exchange cycle \(HAMNET_BENCH_EXCHANGE_CYCLE, medians of 3 / 3 / 4 interleaved steps\): overlapped [0-9.]+ ms, not overlapped [0-9.]+ ms, no exchange [0-9.]+ ms" cyc.log ||
+  fail "no exchange cycle report: $(cat cyc.log)"
 echo "test_mpi_train: all checks passed"
