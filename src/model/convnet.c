@@ -458,30 +458,31 @@ static void connective_forward(const hn_model *m, hn_convnet_ws *ws, int s, int 
       norm_affine(batch_norm, gm, bt, o, &go, &bo);
       const hn_real *ui = u + (size_t)o * N + (size_t)b * H * W;
       hn_real *po = out + (size_t)o * N2 + (size_t)b * H2 * W2;
+      if (2 * W > POOL_BUF) { /* images wider than the buffer (unheard of): the scalar way */
+        for (int y2 = 0; y2 < H2; y2++) {
+          const hn_real *r0 = ui + (size_t)(2 * y2) * W, *r1 = r0 + W;
+          for (int x = 0; x < W2; x++)
+            po[(size_t)y2 * W2 + x] =
+                (hn_real)0.25 * (act_value(act, go * r0[2 * x] + bo) + act_value(act, go * r0[2 * x + 1] + bo) +
+                                 act_value(act, go * r1[2 * x] + bo) + act_value(act, go * r1[2 * x + 1] + bo));
+        }
+        continue;
+      }
       /* The activations first, over blocks of whole row pairs (contiguous: one simd loop, so
        * tanh runs as libmvec's vector variant), then the pooling from the block. Inside the
        * strided pooling loop the activation stayed scalar: libm's tanhf per element took a
-       * seventh of a 16-32-64 Hamiltonian net's training step. Images wider than
-       * POOL_BUF / 2 (unheard of) take the scalar way. */
+       * seventh of a 16-32-64 Hamiltonian net's training step. */
       hn_real a[POOL_BUF];
-      const int rows = 2 * W <= POOL_BUF ? POOL_BUF / (2 * W) : 0; /* row pairs per block */
-      for (int y0 = 0; y0 < H2; y0 += rows > 0 ? rows : H2) {
-        const int rb = rows == 0 ? 0 : (H2 - y0 < rows ? H2 - y0 : rows);
-        if (rb > 0)
-          act_affine(act, 2 * rb * W, go, bo, ui + (size_t)(2 * y0) * W, a);
-        for (int y2 = y0; y2 < (rb > 0 ? y0 + rb : H2); y2++) {
+      const int rows = POOL_BUF / (2 * W); /* row pairs per block */
+      for (int y0 = 0; y0 < H2; y0 += rows) {
+        const int rb = H2 - y0 < rows ? H2 - y0 : rows;
+        act_affine(act, 2 * rb * W, go, bo, ui + (size_t)(2 * y0) * W, a);
+        for (int y2 = y0; y2 < y0 + rb; y2++) {
+          const hn_real *r0 = a + (size_t)(2 * (y2 - y0)) * W, *r1 = r0 + W;
           hn_real *pr = po + (size_t)y2 * W2;
-          if (rb > 0) {
-            const hn_real *r0 = a + (size_t)(2 * (y2 - y0)) * W, *r1 = r0 + W;
 #pragma omp simd
-            for (int x = 0; x < W2; x++)
-              pr[x] = (hn_real)0.25 * (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]);
-          } else {
-            const hn_real *r0 = ui + (size_t)(2 * y2) * W, *r1 = r0 + W;
-            for (int x = 0; x < W2; x++)
-              pr[x] = (hn_real)0.25 * (act_value(act, go * r0[2 * x] + bo) + act_value(act, go * r0[2 * x + 1] + bo) +
-                                       act_value(act, go * r1[2 * x] + bo) + act_value(act, go * r1[2 * x + 1] + bo));
-          }
+          for (int x = 0; x < W2; x++)
+            pr[x] = (hn_real)0.25 * (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]);
         }
       }
     }

@@ -184,31 +184,32 @@ static void test_grad_ready(void) {
 
 static void test_choice(void) {
   const int threads_before = omp_get_max_threads();
-  for (int threads = 1; threads <= 2; threads++)
-  for (int arch = 0; arch < HN_ARCH_COUNT; arch++)
-    for (int width = 4; width <= 256; width *= 2) {
-      const int rev = hn_arch_is_reversible((hn_arch)arch) && width % 8 == 0; /* both modes */
-      omp_set_num_threads(threads);
-      problem p;
-      setup(&p, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_DENSE, width, 2, 8, 1);
-      hn_workspace *ws = NULL;
-      CHECK_OK(hn_workspace_create(&ws, &p.m.layout, 8, rev, 0));
-      /* stored mode on one thread: only up to the smaller width (hamnet/model.h) */
-      const int expect = hn_arch_is_reversible((hn_arch)arch) &&
-                         width <= (rev || threads > 1 ? HN_NARROW_MAX_WIDTH : HN_NARROW_MAX_WIDTH_STORED);
-      CHECK(hn_workspace_narrow(ws) == expect, "auto, %d thread(s): %s width %d, %s mode takes the %s path", threads,
-            hn_arch_name(arch), width, rev ? "reversible" : "stored", expect ? "narrow" : "wide");
-      CHECK_OK(hn_workspace_set_kernel(ws, HN_KERNEL_WIDE));
-      CHECK(!hn_workspace_narrow(ws), "wide on request");
-      int status = hn_workspace_set_kernel(ws, HN_KERNEL_NARROW);
-      if (hn_arch_is_reversible((hn_arch)arch))
-        CHECK(status == HN_OK && hn_workspace_narrow(ws), "narrow on request for %s", hn_arch_name(arch));
-      else
-        CHECK(status == HN_EINVAL && strstr(hn_errmsg(), "narrow") != NULL, "narrow refused for %s", hn_arch_name(arch));
-      hn_error_clear();
-      hn_workspace_destroy(ws);
-      teardown(&p);
-    }
+  for (int threads = 1; threads <= 2; threads++) {
+    omp_set_num_threads(threads);
+    for (int arch = 0; arch < HN_ARCH_COUNT; arch++)
+      for (int width = 4; width <= 256; width *= 2) {
+        const int rev = hn_arch_is_reversible((hn_arch)arch) && width % 8 == 0; /* both modes */
+        problem p;
+        setup(&p, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_DENSE, width, 2, 8, 1);
+        hn_workspace *ws = NULL;
+        CHECK_OK(hn_workspace_create(&ws, &p.m.layout, 8, rev, 0));
+        /* stored mode on one thread: only up to the smaller width (hamnet/model.h) */
+        const int expect = hn_arch_is_reversible((hn_arch)arch) &&
+                           width <= (rev || threads > 1 ? HN_NARROW_MAX_WIDTH : HN_NARROW_MAX_WIDTH_STORED);
+        CHECK(hn_workspace_narrow(ws) == expect, "auto, %d thread(s): %s width %d, %s mode takes the %s path", threads,
+              hn_arch_name(arch), width, rev ? "reversible" : "stored", expect ? "narrow" : "wide");
+        CHECK_OK(hn_workspace_set_kernel(ws, HN_KERNEL_WIDE));
+        CHECK(!hn_workspace_narrow(ws), "wide on request");
+        int status = hn_workspace_set_kernel(ws, HN_KERNEL_NARROW);
+        if (hn_arch_is_reversible((hn_arch)arch))
+          CHECK(status == HN_OK && hn_workspace_narrow(ws), "narrow on request for %s", hn_arch_name(arch));
+        else
+          CHECK(status == HN_EINVAL && strstr(hn_errmsg(), "narrow") != NULL, "narrow refused for %s", hn_arch_name(arch));
+        hn_error_clear();
+        hn_workspace_destroy(ws);
+        teardown(&p);
+      }
+  }
   omp_set_num_threads(threads_before);
 }
 
