@@ -63,6 +63,27 @@ void hn_conv3_grad(const hn_conv_tile *t, int cout, int cin, hn_real alpha, cons
 void hn_conv3_forward(const hn_conv_tile *t, int cout, int cin, const hn_real *K, const hn_real *X, int ldx,
                       hn_real beta, hn_real *Y, int ldy, hn_real *col);
 
+/* Winograd F(4x4, 3x3) (winograd.c): the same products with 4x fewer multiplications, for maps of
+ * at least 4x4 (smaller ones pay for a whole 6x6 tile: use im2col there). The input of a tile is
+ * transformed once (V) and serves every product with it as the right-hand factor, like im2col's
+ * col. P = hn_wino_tiles(t) 4x4 output tiles; V holds 36 planes of cin x P, U 36 of cout x cin
+ * (planes padded apart: allocate the sizes below). */
+int hn_wino_tiles(const hn_conv_tile *t);
+size_t hn_wino_kernel_size(int cout, int cin);                /* elements of U */
+size_t hn_wino_input_size(const hn_conv_tile *t, int cin);    /* elements of V */
+/* Scratch of hn_wino_apply and hn_wino_grad, in hn_real elements. */
+size_t hn_wino_scratch(const hn_conv_tile *t, int cout, int cin);
+/* U = the transformed kernel of K [cout][cin][3][3] (U[36][cout][cin]). */
+void hn_wino_kernel(int cout, int cin, const hn_real *K, hn_real *U);
+/* V = the transformed 6x6 input tiles of X (V[36][cin][P]). */
+void hn_wino_input(const hn_conv_tile *t, int cin, const hn_real *X, int ldx, hn_real *V);
+/* Y = beta Y + K X, with U = hn_wino_kernel(K) and V = hn_wino_input(X). */
+void hn_wino_apply(const hn_conv_tile *t, int cout, int cin, const hn_real *U, const hn_real *V, hn_real beta,
+                   hn_real *Y, int ldy, hn_real *scratch);
+/* dK += alpha grad_K <G, K X> with V = hn_wino_input(X) (hn_conv3_grad's contract). */
+void hn_wino_grad(const hn_conv_tile *t, int cout, int cin, hn_real alpha, const hn_real *G, int ldg,
+                  const hn_real *V, hn_real *dK, hn_real *scratch);
+
 /* References (frozen): Y = beta Y + K X; X = beta X + K^T Y; dK += alpha grad_K <G, K X>. */
 void hn_conv3_forward_ref(const hn_conv_tile *t, int cout, int cin, const hn_real *K, const hn_real *X, int ldx,
                           hn_real beta, hn_real *Y, int ldy);
@@ -81,42 +102,50 @@ typedef struct {
   hn_real gamma;     /* euler: the -gamma y term (antisym; 0 for resnet) */
 } hn_conv_step;
 
-/* Scratch of every step, in hn_real elements: the im2col buffer and three tile temporaries. */
-#define HN_CONV_STEP_WORK(c, cols) ((size_t)12 * (size_t)(c) * (size_t)(cols))
+/* The kernels of one layer: K and its flip Kt (hn_conv3_flip), and - for the Winograd products -
+ * their transforms U = hn_wino_kernel(K), Ut = hn_wino_kernel(Kt); U == NULL: every product of
+ * the step is im2col + GEMM. Forward Euler passes its operator A as K (and its flip as Kt). */
+typedef struct {
+  const hn_real *K, *Kt, *U, *Ut;
+} hn_conv_kernels;
+
+/* Scratch of every step on tiles up to t (either kind of product), in hn_real elements: the
+ * im2col buffer or the transformed input and the Winograd scratch, and three tile temporaries. */
+size_t hn_conv_step_work(int c, const hn_conv_tile *t);
 
 /* Forward Euler with the operator kernel A (resnet: K; antisym: K - Kt) and its flip At:
  * yo = y + h s(A y - gamma y + b); D (NULL or saved) = s'(.). yo may be y. */
-void hn_conv_euler_forward(const hn_conv_step *s, const hn_real *A, const hn_real *b, const hn_real *y,
+void hn_conv_euler_forward(const hn_conv_step *s, const hn_conv_kernels *A, const hn_real *b, const hn_real *y,
                            hn_real *yo, hn_real *D, int ld, hn_real *work);
 /* Stored mode: y0 = the step's input, D from the forward step; gy: dL/dyo on entry, dL/dy on
  * exit; dA, db accumulate (antisym: dK += dA - flip(dA), done by the caller). */
-void hn_conv_euler_backward_saved(const hn_conv_step *s, const hn_real *At, const hn_real *y0, const hn_real *D,
+void hn_conv_euler_backward_saved(const hn_conv_step *s, const hn_conv_kernels *A, const hn_real *y0, const hn_real *D,
                                   hn_real *gy, hn_real *dA, hn_real *db, int ld, hn_real *work);
 
 /* Verlet: zo = z - h s(K^T y + b); yo = y + h s(K zo + b). D1, D2: NULL, or the derivatives of
  * the two half-steps are saved. yo, zo may be y, z. */
-void hn_conv_ham_forward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b,
+void hn_conv_ham_forward(const hn_conv_step *s, const hn_conv_kernels *k, const hn_real *b,
                          const hn_real *y, const hn_real *z, hn_real *yo, hn_real *zo, hn_real *D1, hn_real *D2,
                          int ld, hn_real *work);
 /* Reversible: (y, z) = (y_{j+1}, z_{j+1}) on entry, the recomputed (y_j, z_j) on exit. */
-void hn_conv_ham_backward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, hn_real *y,
+void hn_conv_ham_backward(const hn_conv_step *s, const hn_conv_kernels *k, const hn_real *b, hn_real *y,
                           hn_real *z, hn_real *gy, hn_real *gz, hn_real *dK, hn_real *db, int ld, hn_real *work);
 /* Stored: y0 = y_j, z1 = z_{j+1}, D1, D2 from the forward step. */
-void hn_conv_ham_backward_saved(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *y0,
+void hn_conv_ham_backward_saved(const hn_conv_step *s, const hn_conv_kernels *k, const hn_real *y0,
                                 const hn_real *z1, const hn_real *D1, const hn_real *D2, hn_real *gy, hn_real *gz,
                                 hn_real *dK, hn_real *db, int ld, hn_real *work);
 
 /* Leapfrog: yo = 2 y - yprev - h^2 K^T s(K y + b); S: NULL, or s(K y + b) is saved. yo may be
  * yprev. */
-void hn_conv_leap_forward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b,
+void hn_conv_leap_forward(const hn_conv_step *s, const hn_conv_kernels *k, const hn_real *b,
                           const hn_real *y, const hn_real *yprev, hn_real *yo, hn_real *S, int ld, hn_real *work);
 /* Reversible: y = y_j; ynext = y_{j+1} on entry, the recomputed y_{j-1} on exit. P, Q: the
  * adjoints of the pair (y_{j+1}, y_j) on entry, of (y_j, y_{j-1}) on exit (hamnet/kernels.h). */
-void hn_conv_leap_backward(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b,
+void hn_conv_leap_backward(const hn_conv_step *s, const hn_conv_kernels *k, const hn_real *b,
                            const hn_real *y, hn_real *ynext, hn_real *P, hn_real *Q, hn_real *dK, hn_real *db, int ld,
                            hn_real *work);
 /* Stored: y = y_j, S from the forward step. */
-void hn_conv_leap_backward_saved(const hn_conv_step *s, const hn_real *K, const hn_real *Kt, const hn_real *y,
+void hn_conv_leap_backward_saved(const hn_conv_step *s, const hn_conv_kernels *k, const hn_real *y,
                                  const hn_real *S, hn_real *P, hn_real *Q, hn_real *dK, hn_real *db, int ld,
                                  hn_real *work);
 

@@ -85,6 +85,11 @@ int hn_convnet_ws_create(hn_convnet_ws **ws, const hn_layout *L, int max_batch, 
 void hn_convnet_ws_destroy(hn_convnet_ws *ws);
 size_t hn_convnet_ws_activation_bytes(const hn_convnet_ws *ws);
 size_t hn_convnet_ws_scratch_bytes(const hn_convnet_ws *ws);
+/* How the stages compute their 3x3 products (hamnet/spec.h; the workspace starts with auto):
+ * allocates or frees the per-layer transformed kernels. Results agree up to rounding. */
+int hn_convnet_ws_set_algorithm(hn_convnet_ws *ws, hn_conv_algorithm a);
+/* 1 when stage s computes by Winograd. */
+int hn_convnet_ws_winograd_stage(const hn_convnet_ws *ws, int s);
 
 /* hn_model_train_batch / hn_model_evaluate for convolutional networks (same contracts).
  * Training uses batch statistics and (unless probe is not NULL) updates the running

@@ -28,6 +28,13 @@ typedef enum {
  * layer by layer with GEMMs. auto picks by width. */
 typedef enum { HN_KERNEL_AUTO = 0, HN_KERNEL_NARROW = 1, HN_KERNEL_WIDE = 2, HN_KERNEL_COUNT } hn_kernel_path;
 
+/* How convolutional networks compute their 3x3 products (hamnet/conv.h): Winograd F(4x4, 3x3)
+ * (4x fewer multiplications; transformed kernels kept per layer), or im2col + GEMM. auto:
+ * Winograd for the stages whose maps are at least 4x4, while the transformed kernels of all
+ * layers take at most HN_WINOGRAD_MAX_KERNEL_BYTES; im2col otherwise. */
+typedef enum { HN_CONV_AUTO = 0, HN_CONV_WINOGRAD = 1, HN_CONV_IM2COL = 2, HN_CONV_COUNT } hn_conv_algorithm;
+#define HN_WINOGRAD_MAX_KERNEL_BYTES ((size_t)256 << 20)
+
 /* Normalisation of the convolutional opening and connective layers (hamnet/convnet.h):
  * batch normalisation (per-channel batch statistics while training, running statistics in
  * evaluation) or none (a bias per channel instead). */
@@ -63,12 +70,14 @@ const char *hn_activation_name(hn_activation a);
 const char *hn_opening_name(hn_opening o);
 const char *hn_kernel_path_name(hn_kernel_path k);
 const char *hn_norm_name(hn_norm k);
+const char *hn_conv_algorithm_name(hn_conv_algorithm a);
 /* Parse a name; return 0 and set *out, or -1 if the name is unknown. */
 int hn_arch_parse(const char *s, hn_arch *out);
 int hn_activation_parse(const char *s, hn_activation *out);
 int hn_opening_parse(const char *s, hn_opening *out);
 int hn_kernel_path_parse(const char *s, hn_kernel_path *out);
 int hn_norm_parse(const char *s, hn_norm *out);
+int hn_conv_algorithm_parse(const char *s, hn_conv_algorithm *out);
 
 /* The stages of a convolutional network as written in the config: a comma-separated list of
  * CHANNELSxLAYERS items, e.g. "16x4,32x4,64x4" (spaces around items allowed; "" = no stages,

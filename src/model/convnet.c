@@ -27,13 +27,14 @@
 #include "hamnet/convnet.h"
 #include "hamnet/error.h"
 #include "hamnet/kernels.h"
+#include "hamnet/log.h"
 #include "hamnet/mem.h"
 #include "kernels/act.h"
 
 enum { MODE_TRAIN = 0, MODE_PROBE = 1, MODE_EVAL = 2 }; /* batch statistics, without update, running */
 
 typedef struct {
-  hn_real *work;  /* HN_CONV_STEP_WORK of the largest tile of any stage (and the opening's im2col) */
+  hn_real *work;  /* hn_conv_step_work of the largest tile of any stage (and the opening's im2col) */
   hn_real *grads; /* gradient accumulator: a stage's layer block, or the opening's K_in */
   double *probe;  /* [3 (depth + 1)]: sums of ||y_j||^2, ||z_j||^2, ||g_j||^2 */
   double *recon;  /* [2 max(1, n_ck)]: squared differences and squared references of a stage */
@@ -54,6 +55,11 @@ struct hn_convnet_ws {
   hn_real *gap, *logits; /* [c_last][B], [B][C] */
   hn_real *kt, *ka;      /* per layer: flipped kernel; antisym: A_j = K_j - flip(K_j) (kt: flip(A_j)) */
   size_t *kofs;          /* [depth]: offset of layer j's kernel in kt / ka */
+  hn_conv_algorithm algorithm;
+  int winograd[HN_MAX_STAGES]; /* stage s computes its products by Winograd (hamnet/conv.h) */
+  hn_real *ku;                 /* per layer of a Winograd stage: U then Ut (hn_wino_kernel of K / A, Kt) */
+  size_t *kuofs;               /* [depth]: offset of layer j's U in ku */
+  size_t ku_bytes;
   hn_real *gsum;         /* antisym: a stage's summed dA */
   int n_threads, max_ck;
   conv_thread *thr;
@@ -80,6 +86,8 @@ void hn_convnet_ws_destroy(hn_convnet_ws *ws) {
   for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
     hn_free(bufs[k]);
   hn_free(ws->kofs);
+  hn_free(ws->ku);
+  hn_free(ws->kuofs);
   for (int i = 0; ws->thr && i < ws->n_threads; i++) {
     hn_free(ws->thr[i].work);
     hn_free(ws->thr[i].grads);
@@ -200,7 +208,8 @@ int hn_convnet_ws_create(hn_convnet_ws **out, const hn_layout *L, int max_batch,
     kernels += (size_t)sp->stage_layers[s] * k9;
     const size_t block = (size_t)sp->stage_layers[s] * L->conv.layer_size[s];
     max_block = block > max_block ? block : max_block;
-    const size_t w = HN_CONV_STEP_WORK(ch_of(L, s), max_cols(ws, s));
+    const hn_conv_tile biggest = {L->conv.H[s], L->conv.W[s], (int)(max_cols(ws, s) / (size_t)hw_of(L, s))};
+    const size_t w = hn_conv_step_work(ch_of(L, s), &biggest);
     max_work = w > max_work ? w : max_work;
   }
   /* copies of parameters, so counted with them (the workspace stays flat in depth) */
@@ -226,13 +235,54 @@ int hn_convnet_ws_create(hn_convnet_ws **out, const hn_layout *L, int max_batch,
 #undef HN_CWS_ALLOC
   ws->activation_bytes = act;
   ws->scratch_bytes = scratch;
-  if (!ok) {
+  ws->kuofs = hn_alloc((size_t)sp->depth, sizeof(size_t), HN_MEM_WORKSPACE, "transformed kernel offsets");
+  if (!ok || !ws->kuofs || hn_convnet_ws_set_algorithm(ws, HN_CONV_AUTO) != HN_OK) {
     hn_convnet_ws_destroy(ws);
     return HN_ENOMEM;
   }
   *out = ws;
   return HN_OK;
 }
+
+int hn_convnet_ws_set_algorithm(hn_convnet_ws *ws, hn_conv_algorithm a) {
+  const hn_layout *L = &ws->L;
+  if (a < 0 || a >= HN_CONV_COUNT)
+    return hn_fail(HN_EINVAL, "unknown convolution algorithm %d", (int)a);
+  size_t total = 0; /* elements of the transformed kernels of the Winograd stages */
+  for (int s = 0; s < ws->S; s++) {
+    const size_t layer = 2 * hn_wino_kernel_size(ch_of(L, s), ch_of(L, s));
+    ws->winograd[s] = a == HN_CONV_WINOGRAD || (a == HN_CONV_AUTO && L->conv.H[s] >= 4 && L->conv.W[s] >= 4);
+    if (ws->winograd[s])
+      for (int j = 0; j < L->spec.stage_layers[s]; j++, total += layer)
+        ws->kuofs[L->conv.first_layer[s] + j] = total;
+  }
+  if (a == HN_CONV_AUTO && total * sizeof(hn_real) > HN_WINOGRAD_MAX_KERNEL_BYTES) {
+    hn_log_info("convolutions: im2col + GEMM, not Winograd: the transformed kernels would take %.0f MiB "
+           "(more than %.0f; [train] conv_algorithm = winograd uses them anyway)",
+           (double)(total * sizeof(hn_real)) / 1048576.0, (double)HN_WINOGRAD_MAX_KERNEL_BYTES / 1048576.0);
+    for (int s = 0; s < ws->S; s++)
+      ws->winograd[s] = 0;
+    total = 0;
+  }
+  hn_free(ws->ku);
+  ws->scratch_bytes -= ws->ku_bytes;
+  ws->ku = NULL;
+  ws->ku_bytes = 0;
+  ws->algorithm = a;
+  if (total > 0) {
+    ws->ku = hn_alloc(total, sizeof(hn_real), HN_MEM_PARAMS, "Winograd-transformed kernels");
+    if (!ws->ku) {
+      for (int s = 0; s < ws->S; s++)
+        ws->winograd[s] = 0;
+      return HN_ENOMEM;
+    }
+    ws->ku_bytes = total * sizeof(hn_real);
+    ws->scratch_bytes += ws->ku_bytes;
+  }
+  return HN_OK;
+}
+
+int hn_convnet_ws_winograd_stage(const hn_convnet_ws *ws, int s) { return s >= 0 && s < ws->S && ws->winograd[s]; }
 
 size_t hn_convnet_ws_activation_bytes(const hn_convnet_ws *ws) { return ws->activation_bytes; }
 size_t hn_convnet_ws_scratch_bytes(const hn_convnet_ws *ws) { return ws->scratch_bytes; }
@@ -262,8 +312,27 @@ static void prepare_kernels(const hn_model *m, hn_convnet_ws *ws) {
         A[i] = K[i] - kt[i];
         kt[i] = -A[i];
       }
+      K = A;
+    }
+    if (ws->winograd[s]) {
+      hn_real *U = ws->ku + ws->kuofs[j];
+      hn_wino_kernel(c, c, K, U);
+      hn_wino_kernel(c, c, kt, U + hn_wino_kernel_size(c, c));
     }
   }
+}
+
+/* The kernels of global layer j (stage s) for the layer steps: K (antisym: A_j) and its flip, and
+ * their Winograd transforms where the stage uses them. */
+static hn_conv_kernels layer_kernels(const hn_convnet_ws *ws, int s, int j, const hn_real *K) {
+  const int c = ch_of(&ws->L, s);
+  hn_conv_kernels k = {ws->L.spec.arch == HN_ARCH_ANTISYM ? ws->ka + ws->kofs[j] : K, ws->kt + ws->kofs[j], NULL,
+                       NULL};
+  if (ws->winograd[s]) {
+    k.U = ws->ku + ws->kuofs[j];
+    k.Ut = k.U + hn_wino_kernel_size(c, c);
+  }
+  return k;
 }
 
 static void copy_rows(hn_real *dst, const hn_real *src, int rows, int ld, size_t off, int n) {
@@ -588,7 +657,7 @@ static void stage_forward(const hn_model *m, hn_convnet_ws *ws, int s, int B, in
       hn_real *cur = ya, *prev = yb; /* leapfrog in place: y_j, y_{j-1} */
       for (int j = 0; j < NL; j++) {
         const hn_real *K = m->params + L->conv.off_stage[s] + (size_t)j * L->conv.layer_size[s], *b = K + k9;
-        const hn_real *Kt = ws->kt + ws->kofs[first + j];
+        const hn_conv_kernels kk = layer_kernels(ws, s, first + j, K);
         hn_real *y = ws->stored ? slot_at(ws, ws->ya[s], s, j) + off : (arch == HN_ARCH_LEAPFROG ? cur : ya);
         if (probe && probe->y_norm2)
           t->probe[first + j] += sum_squares_rows(y, c, ld, 0, n);
@@ -600,12 +669,11 @@ static void stage_forward(const hn_model *m, hn_convnet_ws *ws, int s, int B, in
         switch (arch) {
         case HN_ARCH_RESNET:
         case HN_ARCH_ANTISYM: {
-          const hn_real *A = arch == HN_ARCH_ANTISYM ? ws->ka + ws->kofs[first + j] : K;
           if (ws->stored)
-            hn_conv_euler_forward(&st, A, b, y, slot_at(ws, ws->ya[s], s, j + 1) + off,
+            hn_conv_euler_forward(&st, &kk, b, y, slot_at(ws, ws->ya[s], s, j + 1) + off,
                                   slot_at(ws, ws->deriv[s], s, j) + off, ld, t->work);
           else
-            hn_conv_euler_forward(&st, A, b, y, y, NULL, ld, t->work);
+            hn_conv_euler_forward(&st, &kk, b, y, y, NULL, ld, t->work);
           break;
         }
         case HN_ARCH_HAMILTONIAN: {
@@ -613,20 +681,20 @@ static void stage_forward(const hn_model *m, hn_convnet_ws *ws, int s, int B, in
           if (probe && probe->z_norm2)
             t->probe[(size_t)sp->depth + 1 + first + j] += sum_squares_rows(z, c, ld, 0, n);
           if (ws->stored)
-            hn_conv_ham_forward(&st, K, Kt, b, y, z, slot_at(ws, ws->ya[s], s, j + 1) + off,
+            hn_conv_ham_forward(&st, &kk, b, y, z, slot_at(ws, ws->ya[s], s, j + 1) + off,
                                 slot_at(ws, ws->yb[s], s, j + 1) + off, slot_at(ws, ws->deriv[s], s, 2 * j) + off,
                                 slot_at(ws, ws->deriv[s], s, 2 * j + 1) + off, ld, t->work);
           else
-            hn_conv_ham_forward(&st, K, Kt, b, y, z, y, z, NULL, NULL, ld, t->work);
+            hn_conv_ham_forward(&st, &kk, b, y, z, y, z, NULL, NULL, ld, t->work);
           break;
         }
         case HN_ARCH_LEAPFROG:
           if (ws->stored) {
             const hn_real *yp = slot_at(ws, ws->ya[s], s, j > 0 ? j - 1 : 0) + off;
-            hn_conv_leap_forward(&st, K, Kt, b, y, yp, slot_at(ws, ws->ya[s], s, j + 1) + off,
+            hn_conv_leap_forward(&st, &kk, b, y, yp, slot_at(ws, ws->ya[s], s, j + 1) + off,
                                  slot_at(ws, ws->deriv[s], s, j) + off, ld, t->work);
           } else {
-            hn_conv_leap_forward(&st, K, Kt, b, cur, prev, prev, NULL, ld, t->work);
+            hn_conv_leap_forward(&st, &kk, b, cur, prev, prev, NULL, ld, t->work);
             hn_real *tmp = cur;
             cur = prev;
             prev = tmp;
@@ -690,22 +758,22 @@ static double stage_backward(hn_model *m, hn_convnet_ws *ws, int s, int B, hn_pr
       hn_real *cur = ya, *prev = yb; /* leapfrog, reversible: y_{j+1}, y_j */
       for (int j = NL - 1; j >= 0; j--) {
         const hn_real *K = m->params + L->conv.off_stage[s] + (size_t)j * ls, *b = K + k9;
-        const hn_real *Kt = ws->kt + ws->kofs[first + j];
+        const hn_conv_kernels kk = layer_kernels(ws, s, first + j, K);
         hn_real *dK = t->grads + (size_t)j * ls, *db = dK + k9;
         switch (arch) {
         case HN_ARCH_RESNET:
         case HN_ARCH_ANTISYM:
-          hn_conv_euler_backward_saved(&st, Kt, slot_at(ws, ws->ya[s], s, j) + off,
+          hn_conv_euler_backward_saved(&st, &kk, slot_at(ws, ws->ya[s], s, j) + off,
                                        slot_at(ws, ws->deriv[s], s, j) + off, gy, dK, db, ld, t->work);
           break;
         case HN_ARCH_HAMILTONIAN:
           if (!rev) {
-            hn_conv_ham_backward_saved(&st, K, Kt, slot_at(ws, ws->ya[s], s, j) + off,
+            hn_conv_ham_backward_saved(&st, &kk, slot_at(ws, ws->ya[s], s, j) + off,
                                        slot_at(ws, ws->yb[s], s, j + 1) + off, slot_at(ws, ws->deriv[s], s, 2 * j) + off,
                                        slot_at(ws, ws->deriv[s], s, 2 * j + 1) + off, gy, gz, dK, db, ld, t->work);
             break;
           }
-          hn_conv_ham_backward(&st, K, Kt, b, ya, yb, gy, gz, dK, db, ld, t->work);
+          hn_conv_ham_backward(&st, &kk, b, ya, yb, gy, gz, dK, db, ld, t->work);
           if (stride > 0 && j % stride == 0) {
             const size_t ck = (size_t)(j / stride) * ws->slot[s];
             recon_rows(t->recon + 2 * (j / stride), ws->fin[s], ws->fin_other[s], ws->ck_a[s] + ck,
@@ -716,11 +784,11 @@ static double stage_backward(hn_model *m, hn_convnet_ws *ws, int s, int B, hn_pr
           break;
         case HN_ARCH_LEAPFROG:
           if (!rev) {
-            hn_conv_leap_backward_saved(&st, K, Kt, slot_at(ws, ws->ya[s], s, j) + off,
+            hn_conv_leap_backward_saved(&st, &kk, slot_at(ws, ws->ya[s], s, j) + off,
                                         slot_at(ws, ws->deriv[s], s, j) + off, gy, gz, dK, db, ld, t->work);
             break;
           }
-          hn_conv_leap_backward(&st, K, Kt, b, prev, cur, gy, gz, dK, db, ld, t->work);
+          hn_conv_leap_backward(&st, &kk, b, prev, cur, gy, gz, dK, db, ld, t->work);
           {
             hn_real *base_prev = prev - off, *base_cur = cur - off; /* y_j, y_{j-1} */
             if (stride > 0 && j % stride == 0) {

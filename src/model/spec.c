@@ -10,6 +10,7 @@ static const char *activation_names[HN_ACT_COUNT] = {"tanh", "relu"};
 static const char *opening_names[HN_OPEN_COUNT] = {"pad", "dense"};
 static const char *kernel_path_names[HN_KERNEL_COUNT] = {"auto", "narrow", "wide"};
 static const char *norm_names[HN_NORM_COUNT] = {"batch", "none"};
+static const char *conv_algorithm_names[HN_CONV_COUNT] = {"auto", "winograd", "im2col"};
 
 static int parse_name(const char *s, const char **names, int count) {
   for (int i = 0; i < count; i++)
@@ -28,6 +29,9 @@ const char *hn_kernel_path_name(hn_kernel_path k) {
 }
 
 const char *hn_norm_name(hn_norm k) { return (k >= 0 && k < HN_NORM_COUNT) ? norm_names[k] : "?"; }
+const char *hn_conv_algorithm_name(hn_conv_algorithm a) {
+  return (a >= 0 && a < HN_CONV_COUNT) ? conv_algorithm_names[a] : "?";
+}
 
 int hn_arch_parse(const char *s, hn_arch *out) {
   int i = parse_name(s, arch_names, HN_ARCH_COUNT);
@@ -142,4 +146,12 @@ void hn_stages_format(int n, const int *channels, const int *layers, char *buf, 
       return;
     len += (size_t)w;
   }
+}
+
+int hn_conv_algorithm_parse(const char *s, hn_conv_algorithm *out) {
+  int i = parse_name(s, conv_algorithm_names, HN_CONV_COUNT);
+  if (i < 0)
+    return -1;
+  *out = (hn_conv_algorithm)i;
+  return 0;
 }
