@@ -39,6 +39,7 @@ typedef struct {
   double final_time;
   int reversible;          /* 0 = stored states, 1 = reversible recomputation */
   hn_kernel_path kernel;
+  hn_conv_algorithm conv_algorithm; /* convolutional networks: the 3x3 products (auto) */
   int steps, warmup;
   int threads;             /* OpenMP threads; 0 = OpenMP's default */
   int roofline;            /* 0: skip timing the GEMM shapes alone */

@@ -69,6 +69,7 @@ typedef struct {
     int reversible_stride;   /* fallback: keep exact states every this many layers */
     int threads;             /* OpenMP threads per rank; 0 = OMP_NUM_THREADS or all cores */
     hn_kernel_path kernel;   /* pass implementation: auto, narrow (tiles), wide (GEMMs); model.h */
+    hn_conv_algorithm conv_algorithm; /* conv nets' 3x3 products: auto, winograd, im2col; spec.h */
     long max_steps;          /* stop after this many steps in total (0 = no limit) */
     int augment_crop;        /* images: random crops of the image zero-padded by this many pixels (0 = off) */
     int augment_flip;        /* images: 0/1: mirror left-right with probability 1/2 (hamnet/augment.h) */

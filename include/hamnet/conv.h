@@ -66,17 +66,18 @@ void hn_conv3_forward(const hn_conv_tile *t, int cout, int cin, const hn_real *K
 /* Winograd F(4x4, 3x3) (winograd.c): the same products with 4x fewer multiplications, for maps of
  * at least 4x4 (smaller ones pay for a whole 6x6 tile: use im2col there). The input of a tile is
  * transformed once (V) and serves every product with it as the right-hand factor, like im2col's
- * col. P = hn_wino_tiles(t) 4x4 output tiles; V holds 36 planes of cin x P, U 36 of cout x cin
- * (planes padded apart: allocate the sizes below). */
+ * col. P = hn_wino_tiles(t) 4x4 output tiles; V holds 36 planes of P x cin (channels contiguous:
+ * the transforms run vectorised over channels), U 36 of cin x cout (planes padded apart: allocate
+ * the sizes below). */
 int hn_wino_tiles(const hn_conv_tile *t);
 size_t hn_wino_kernel_size(int cout, int cin);                /* elements of U */
 size_t hn_wino_input_size(const hn_conv_tile *t, int cin);    /* elements of V */
 /* Scratch of hn_wino_apply and hn_wino_grad, in hn_real elements. */
 size_t hn_wino_scratch(const hn_conv_tile *t, int cout, int cin);
-/* U = the transformed kernel of K [cout][cin][3][3] (U[36][cout][cin]). */
+/* U = the transformed kernel of K [cout][cin][3][3] (U[36][cin][cout]: V U is the product). */
 void hn_wino_kernel(int cout, int cin, const hn_real *K, hn_real *U);
-/* V = the transformed 6x6 input tiles of X (V[36][cin][P]). */
-void hn_wino_input(const hn_conv_tile *t, int cin, const hn_real *X, int ldx, hn_real *V);
+/* V = the transformed 6x6 input tiles of X (V[36][P][cin]); scratch: hn_wino_scratch(t, cin, cin). */
+void hn_wino_input(const hn_conv_tile *t, int cin, const hn_real *X, int ldx, hn_real *V, hn_real *scratch);
 /* Y = beta Y + K X, with U = hn_wino_kernel(K) and V = hn_wino_input(X). */
 void hn_wino_apply(const hn_conv_tile *t, int cout, int cin, const hn_real *U, const hn_real *V, hn_real beta,
                    hn_real *Y, int ldy, hn_real *scratch);

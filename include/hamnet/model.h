@@ -129,6 +129,10 @@ int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path);
 #define HN_NARROW_MAX_WIDTH 64
 #define HN_NARROW_MAX_WIDTH_STORED 16
 int hn_workspace_narrow(const hn_workspace *ws); /* 1 when the narrow path is in use */
+/* Convolutional networks: how the 3x3 products are computed (hamnet/spec.h; the default is auto:
+ * Winograd F(4x4, 3x3) for maps of at least 4x4). Results agree up to rounding (test_conv,
+ * test_conv_gradcheck). No effect on dense networks. */
+int hn_workspace_set_conv_algorithm(hn_workspace *ws, hn_conv_algorithm a);
 int hn_workspace_reversible(const hn_workspace *ws);
 int hn_workspace_stride(const hn_workspace *ws);
 

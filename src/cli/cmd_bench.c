@@ -33,6 +33,8 @@ static const char *usage =
     "  --reversible on|off   recompute states in the backward pass, or store them [on; off\n"
     "                        for resnet / antisym]\n"
     "  --kernel K            auto, narrow, wide: the pass implementation [auto]\n"
+    "  --conv-algorithm A    convolutional: auto, winograd, im2col - how the 3x3 convolutions\n"
+    "                        are computed ([train] conv_algorithm) [auto]\n"
     "  --steps S             timed steps; the best and the median are reported [10]\n"
     "  --warmup W            untimed steps first [2]\n"
     "  --threads T           OpenMP threads (BLAS follows) [OMP_NUM_THREADS]\n"
@@ -80,6 +82,9 @@ int hn_cmd_bench(int argc, char **argv) {
     } else if ((m = hn_cli_opt(argc, argv, &i, "--kernel", &v)) != 0) {
       if (m < 0 || hn_kernel_path_parse(v, &o.kernel) != 0)
         return hn_cli_usage_error("bench", "--kernel needs auto, narrow or wide");
+    } else if ((m = hn_cli_opt(argc, argv, &i, "--conv-algorithm", &v)) != 0) {
+      if (m < 0 || hn_conv_algorithm_parse(v, &o.conv_algorithm) != 0)
+        return hn_cli_usage_error("bench", "--conv-algorithm needs auto, winograd or im2col");
     } else if ((m = hn_cli_opt(argc, argv, &i, "--reversible", &v)) != 0) {
       if (m < 0 || (strcmp(v, "on") != 0 && strcmp(v, "off") != 0))
         return hn_cli_usage_error("bench", "--reversible needs on or off");

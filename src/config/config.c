@@ -67,6 +67,7 @@ static const char *schedule_name_i(int i) { return hn_schedule_name((hn_schedule
 static const char *reversible_name_i(int i) { return hn_reversible_name((hn_reversible_mode)i); }
 static const char *kernel_path_name_i(int i) { return hn_kernel_path_name((hn_kernel_path)i); }
 static const char *norm_name_i(int i) { return hn_norm_name((hn_norm)i); }
+static const char *conv_algorithm_name_i(int i) { return hn_conv_algorithm_name((hn_conv_algorithm)i); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* The key table                                                                            */
@@ -172,6 +173,10 @@ static const key_desc keys[] = {
           "Pass implementation: narrow = tiles of samples carried through all layers (small widths), "
           "wide = layer by layer with GEMMs; auto: narrow for hamiltonian/leapfrog of width <= 64 "
           "(reversible, or stored with several threads) or <= 16 (stored, one thread)"),
+    K_ENUM(train, conv_algorithm, conv_algorithm_name_i, HN_CONV_COUNT, "auto",
+          "Convolutional networks: how the 3x3 convolutions are computed - winograd = Winograd F(4x4,3x3) "
+          "(4x fewer multiplications), im2col = im2col + GEMM; auto: winograd for maps of at least 4x4 while "
+          "the transformed kernels take at most 256 MiB"),
     K_LONG(train, max_steps, 0, LONG_MAX, "0", "Stop after this many optimizer steps in total; 0 = no limit"),
     K_INT(train, augment_crop, 0, 64, "0",
           "Images: train on random crops of each image zero-padded by this many pixels per side (a shift in "

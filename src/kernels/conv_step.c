@@ -52,7 +52,7 @@ static tile_work split(const hn_conv_step *s, const hn_conv_kernels *k, hn_real 
 /* col = the preparation of X (row stride ldx) for products and weight gradients. */
 static void prep(const tile_work *w, const hn_real *X, int ldx) {
   if (w->winograd)
-    hn_wino_input(w->t, w->c, X, ldx, w->col);
+    hn_wino_input(w->t, w->c, X, ldx, w->col, w->wino);
   else
     hn_im2col3(w->t, w->c, X, ldx, w->col);
 }

@@ -23,9 +23,10 @@
 #include "hamnet/conv.h"
 #include "hamnet/kernels.h"
 
-enum { CHUNK = 32, ROWBUF = 4 * CHUNK + 2 };
+/* Channels per block of the per-tile transforms: their temporaries (36 vectors) stay in L1. */
+enum { CB = 64 };
 
-/* 1-D transforms of six (or four, three) values; the 2-D ones apply them down and across. */
+/* The 1-D input transform B^T of six values d[0..5] into o[0], o[S], ..., o[5 S]. */
 #define BT6(d, o, S)                                                                                   \
   do {                                                                                                 \
     o[0 * S] = 4 * d[0] - 5 * d[2] + d[4];                                                             \
@@ -35,7 +36,6 @@ enum { CHUNK = 32, ROWBUF = 4 * CHUNK + 2 };
     o[4 * S] = 2 * (d[1] - d[3]) - d[2] + d[4];                                                        \
     o[5 * S] = 4 * d[1] - 5 * d[3] + d[5];                                                             \
   } while (0)
-
 static inline int tiles_y(const hn_conv_tile *t) { return (t->H + 3) / 4; }
 static inline int tiles_x(const hn_conv_tile *t) { return (t->W + 3) / 4; }
 
@@ -56,36 +56,39 @@ size_t hn_wino_input_size(const hn_conv_tile *t, int cin) {
   return 36 * plane_stride((size_t)cin * hn_wino_tiles(t));
 }
 
+static size_t sample_size(const hn_conv_tile *t, int c);
+
 size_t hn_wino_scratch(const hn_conv_tile *t, int cout, int cin) {
-  return hn_wino_input_size(t, cout) + hn_wino_kernel_size(cout, cin);
+  return hn_wino_input_size(t, cout) + hn_wino_kernel_size(cout, cin) + sample_size(t, cout > cin ? cout : cin);
 }
 
 void hn_wino_kernel(int cout, int cin, const hn_real *K, hn_real *U) {
-  const size_t n = (size_t)cout * cin, plane = plane_stride(n);
+  const size_t plane = plane_stride((size_t)cout * cin);
   const hn_real q4 = (hn_real)0.25, q6 = (hn_real)(1.0 / 6), q12 = (hn_real)(1.0 / 12), q24 = (hn_real)(1.0 / 24);
-  for (size_t oi = 0; oi < n; oi++) {
-    const hn_real *g = K + oi * 9;
-    hn_real t[6][3]; /* G g: down the kernel's columns */
-    for (int c = 0; c < 3; c++) {
-      const hn_real a = g[c], b = g[3 + c], e = g[6 + c];
-      t[0][c] = q4 * a;
-      t[1][c] = -q6 * (a + b + e);
-      t[2][c] = -q6 * (a - b + e);
-      t[3][c] = q24 * a + q12 * b + q6 * e;
-      t[4][c] = q24 * a - q12 * b + q6 * e;
-      t[5][c] = e;
+  for (int o = 0; o < cout; o++)
+    for (int i = 0; i < cin; i++) {
+      const hn_real *g = K + ((size_t)o * cin + i) * 9;
+      hn_real t[6][3]; /* G g: down the kernel's columns */
+      for (int c = 0; c < 3; c++) {
+        const hn_real a = g[c], b = g[3 + c], e = g[6 + c];
+        t[0][c] = q4 * a;
+        t[1][c] = -q6 * (a + b + e);
+        t[2][c] = -q6 * (a - b + e);
+        t[3][c] = q24 * a + q12 * b + q6 * e;
+        t[4][c] = q24 * a - q12 * b + q6 * e;
+        t[5][c] = e;
+      }
+      for (int r = 0; r < 6; r++) { /* (G g) G^T: across; U[xi] is cin x cout */
+        const hn_real a = t[r][0], b = t[r][1], e = t[r][2];
+        hn_real *u = U + (size_t)(r * 6) * plane + (size_t)i * cout + o;
+        u[0 * plane] = q4 * a;
+        u[1 * plane] = -q6 * (a + b + e);
+        u[2 * plane] = -q6 * (a - b + e);
+        u[3 * plane] = q24 * a + q12 * b + q6 * e;
+        u[4 * plane] = q24 * a - q12 * b + q6 * e;
+        u[5 * plane] = e;
+      }
     }
-    for (int r = 0; r < 6; r++) { /* (G g) G^T: across */
-      const hn_real a = t[r][0], b = t[r][1], e = t[r][2];
-      hn_real *u = U + (size_t)(r * 6) * plane + oi;
-      u[0 * plane] = q4 * a;
-      u[1 * plane] = -q6 * (a + b + e);
-      u[2 * plane] = -q6 * (a - b + e);
-      u[3 * plane] = q24 * a + q12 * b + q6 * e;
-      u[4 * plane] = q24 * a - q12 * b + q6 * e;
-      u[5 * plane] = e;
-    }
-  }
 }
 
 /* dK[oi] += alpha G^T dU[.][oi] G for every channel pair: the adjoint of hn_wino_kernel. Two
@@ -120,159 +123,183 @@ static void kernel_adjoint(int cout, int cin, hn_real alpha, hn_real *dU, hn_rea
   }
 }
 
-/* rows[k][0 .. w) = row y0 + k of map x (image columns x0 ..), 0 outside the map; nrows rows. */
-static void load_rows(const hn_conv_tile *t, const hn_real *map, int y0, int x0, int w, int nrows,
-                      hn_real rows[][ROWBUF]) {
-  const int a = x0 < 0 ? -x0 : 0, b = x0 + w > t->W ? t->W - x0 : w; /* the inside part [a, b) */
-  for (int k = 0; k < nrows; k++) {
-    const int y = y0 + k;
-    hn_real *d = rows[k];
-    if (y < 0 || y >= t->H || b <= a) {
-      for (int x = 0; x < w; x++)
-        d[x] = 0;
+/* The sample buffer: one sample's maps of c channels, transposed to [y][x][c] (channels
+ * contiguous, so that every per-tile transform runs vectorised over channels) and zero padded to
+ * whole tiles: (4 TY + 2) x (4 TX + 2) positions for the input (its 6x6 tiles overlap by 2). */
+static size_t sample_size(const hn_conv_tile *t, int c) {
+  return (size_t)(4 * tiles_y(t) + 2) * (size_t)(4 * tiles_x(t) + 2) * (size_t)c;
+}
+
+/* buf[((y + y0) Wb + x + x0) c + i] = map_i[y][x] for the whole map; every other position of the
+ * Hb x Wb buffer is 0. Map i of the sample starts at X + i ldx. */
+static void to_sample(const hn_conv_tile *t, int c, const hn_real *X, int ldx, int y0, int x0, int Hb, int Wb,
+                      hn_real *buf) {
+  const int H = t->H, W = t->W;
+  const size_t row = (size_t)Wb * c;
+  for (int y = 0; y < Hb; y++) { /* the zero border: rows outside the map, then columns */
+    hn_real *r = buf + (size_t)y * row;
+    if (y < y0 || y >= y0 + H) {
+      memset(r, 0, row * sizeof(hn_real));
       continue;
     }
-    const hn_real *s = map + (size_t)y * t->W + x0;
-    for (int x = 0; x < a; x++)
-      d[x] = 0;
-#pragma omp simd
-    for (int x = a; x < b; x++)
-      d[x] = s[x];
-    for (int x = b; x < w; x++)
-      d[x] = 0;
+    memset(r, 0, (size_t)x0 * c * sizeof(hn_real));
+    memset(r + (size_t)(x0 + W) * c, 0, (size_t)(Wb - x0 - W) * c * sizeof(hn_real));
+  }
+  for (int i = 0; i < c; i++) {
+    const hn_real *m = X + (size_t)i * ldx;
+    for (int y = 0; y < H; y++) {
+      hn_real *d = buf + ((size_t)(y + y0) * Wb + x0) * c + i;
+      const hn_real *s = m + (size_t)y * W;
+      for (int x = 0; x < W; x++)
+        d[(size_t)x * c] = s[x];
+    }
   }
 }
 
-void hn_wino_input(const hn_conv_tile *t, int cin, const hn_real *X, int ldx, hn_real *V) {
-  const int TY = tiles_y(t), TX = tiles_x(t), HW = t->H * t->W;
-  const size_t P = (size_t)hn_wino_tiles(t), plane = plane_stride((size_t)cin * P);
-  hn_real rows[6][ROWBUF], tmp[6][ROWBUF];
-  for (int i = 0; i < cin; i++)
-    for (int b = 0; b < t->nb; b++) {
-      const hn_real *map = X + (size_t)i * ldx + (size_t)b * HW;
-      for (int ty = 0; ty < TY; ty++)
-        for (int tx0 = 0; tx0 < TX; tx0 += CHUNK) {
-          const int nt = TX - tx0 < CHUNK ? TX - tx0 : CHUNK, w = 4 * nt + 2;
-          load_rows(t, map, 4 * ty - 1, 4 * tx0 - 1, w, 6, rows);
+void hn_wino_input(const hn_conv_tile *t, int cin, const hn_real *X, int ldx, hn_real *V, hn_real *scratch) {
+  const int TY = tiles_y(t), TX = tiles_x(t), HW = t->H * t->W, Wb = 4 * TX + 2;
+  const size_t P = (size_t)hn_wino_tiles(t), plane = plane_stride((size_t)cin * P), row = (size_t)Wb * cin;
+  hn_real *buf = scratch;
+  hn_real tmp[6][6][CB];
+  for (int b = 0; b < t->nb; b++) {
+    to_sample(t, cin, X + (size_t)b * HW, ldx, 1, 1, 4 * TY + 2, Wb, buf);
+    for (int ty = 0; ty < TY; ty++)
+      for (int tx = 0; tx < TX; tx++) {
+        const size_t p = ((size_t)b * TY + ty) * TX + tx;
+        const hn_real *d0 = buf + (size_t)(4 * ty) * row + (size_t)(4 * tx) * cin;
+        for (int i0 = 0; i0 < cin; i0 += CB) {
+          const int n = cin - i0 < CB ? cin - i0 : CB;
+          for (int l = 0; l < 6; l++) { /* down column l: B^T d */
+            const hn_real *d = d0 + (size_t)l * cin + i0;
 #pragma omp simd
-          for (int x = 0; x < w; x++) { /* down: B^T d */
-            const hn_real d[6] = {rows[0][x], rows[1][x], rows[2][x], rows[3][x], rows[4][x], rows[5][x]};
-            hn_real *o = &tmp[0][x];
-            BT6(d, o, ROWBUF);
+            for (int i = 0; i < n; i++) {
+              const hn_real e[6] = {d[i], d[row + i], d[2 * row + i], d[3 * row + i], d[4 * row + i], d[5 * row + i]};
+              hn_real *o = &tmp[0][l][i];
+              BT6(e, o, 6 * CB);
+            }
           }
-          hn_real *v = V + (size_t)i * P + ((size_t)b * TY + ty) * TX + tx0;
-          for (int r = 0; r < 6; r++) { /* across: (B^T d) B */
+          hn_real *v = V + p * cin + i0;
+          for (int r = 0; r < 6; r++) { /* across row r: (B^T d) B */
             hn_real *vr = v + (size_t)(r * 6) * plane;
 #pragma omp simd
-            for (int k = 0; k < nt; k++) {
-              const hn_real *d = &tmp[r][4 * k];
-              hn_real *o = vr + k;
-              BT6(d, o, plane);
+            for (int i = 0; i < n; i++) {
+              const hn_real e[6] = {tmp[r][0][i], tmp[r][1][i], tmp[r][2][i], tmp[r][3][i], tmp[r][4][i], tmp[r][5][i]};
+              hn_real *o = vr + i;
+              BT6(e, o, plane);
             }
           }
         }
-    }
+      }
+  }
 }
 
 void hn_wino_apply(const hn_conv_tile *t, int cout, int cin, const hn_real *U, const hn_real *V, hn_real beta,
                    hn_real *Y, int ldy, hn_real *scratch) {
-  const int TY = tiles_y(t), TX = tiles_x(t), HW = t->H * t->W;
+  const int TY = tiles_y(t), TX = tiles_x(t), HW = t->H * t->W, Wb = 4 * TX;
   const int P = hn_wino_tiles(t);
   const size_t plane = plane_stride((size_t)cout * P), uplane = plane_stride((size_t)cout * cin),
-               vplane = plane_stride((size_t)cin * P);
-  hn_real *M = scratch;
-  for (int xi = 0; xi < 36; xi++)
-    hn_gemm(0, 0, cout, P, cin, 1, U + xi * uplane, cin, V + xi * vplane, P, 0, M + xi * plane, P);
-  hn_real tmp[6][ROWBUF], out[4][ROWBUF];
-  for (int o = 0; o < cout; o++)
-    for (int b = 0; b < t->nb; b++) {
-      hn_real *map = Y + (size_t)o * ldy + (size_t)b * HW;
-      for (int ty = 0; ty < TY; ty++)
-        for (int tx0 = 0; tx0 < TX; tx0 += CHUNK) {
-          const int nt = TX - tx0 < CHUNK ? TX - tx0 : CHUNK;
-          const hn_real *m = M + (size_t)o * P + ((size_t)b * TY + ty) * TX + tx0;
-          for (int r = 0; r < 6; r++) { /* across: M A */
+               vplane = plane_stride((size_t)cin * P), row = (size_t)Wb * cout;
+  hn_real *M = scratch, *buf = scratch + hn_wino_input_size(t, cout);
+  for (int xi = 0; xi < 36; xi++) /* M[xi] (P x cout) = V[xi] (P x cin) U[xi] (cin x cout) */
+    hn_gemm(0, 0, P, cout, cin, 1, V + xi * vplane, cin, U + xi * uplane, cout, 0, M + xi * plane, cout);
+  hn_real tmp[6][4][CB];
+  for (int b = 0; b < t->nb; b++) {
+    for (int ty = 0; ty < TY; ty++)
+      for (int tx = 0; tx < TX; tx++) {
+        const size_t p = ((size_t)b * TY + ty) * TX + tx;
+        hn_real *out0 = buf + (size_t)(4 * ty) * row + (size_t)(4 * tx) * cout;
+        for (int o0 = 0; o0 < cout; o0 += CB) {
+          const int n = cout - o0 < CB ? cout - o0 : CB;
+          const hn_real *m = M + p * cout + o0;
+          for (int r = 0; r < 6; r++) { /* across row r: M A */
             const hn_real *mr = m + (size_t)(r * 6) * plane;
 #pragma omp simd
-            for (int k = 0; k < nt; k++) {
-              const hn_real m0 = mr[k], m1 = mr[plane + k], m2 = mr[2 * plane + k], m3 = mr[3 * plane + k],
-                            m4 = mr[4 * plane + k], m5 = mr[5 * plane + k];
+            for (int i = 0; i < n; i++) {
+              const hn_real m0 = mr[i], m1 = mr[plane + i], m2 = mr[2 * plane + i], m3 = mr[3 * plane + i],
+                            m4 = mr[4 * plane + i], m5 = mr[5 * plane + i];
               const hn_real s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
-              hn_real *o4 = &tmp[r][4 * k];
-              o4[0] = m0 + s12 + s34;
-              o4[1] = d12 + 2 * d34;
-              o4[2] = s12 + 4 * s34;
-              o4[3] = d12 + 8 * d34 + m5;
+              tmp[r][0][i] = m0 + s12 + s34;
+              tmp[r][1][i] = d12 + 2 * d34;
+              tmp[r][2][i] = s12 + 4 * s34;
+              tmp[r][3][i] = d12 + 8 * d34 + m5;
             }
           }
-          const int w = 4 * nt;
+          for (int c = 0; c < 4; c++) { /* down column c: A^T (M A) */
+            hn_real *o = out0 + (size_t)c * cout + o0;
 #pragma omp simd
-          for (int x = 0; x < w; x++) { /* down: A^T (M A) */
-            const hn_real s12 = tmp[1][x] + tmp[2][x], d12 = tmp[1][x] - tmp[2][x], s34 = tmp[3][x] + tmp[4][x],
-                          d34 = tmp[3][x] - tmp[4][x];
-            out[0][x] = tmp[0][x] + s12 + s34;
-            out[1][x] = d12 + 2 * d34;
-            out[2][x] = s12 + 4 * s34;
-            out[3][x] = d12 + 8 * d34 + tmp[5][x];
-          }
-          const int x0 = 4 * tx0, xw = x0 + w > t->W ? t->W - x0 : w;
-          for (int r = 0; r < 4 && 4 * ty + r < t->H; r++) {
-            hn_real *yr = map + (size_t)(4 * ty + r) * t->W + x0;
-            if (beta == 0) {
-#pragma omp simd
-              for (int x = 0; x < xw; x++)
-                yr[x] = out[r][x];
-            } else {
-#pragma omp simd
-              for (int x = 0; x < xw; x++)
-                yr[x] = beta * yr[x] + out[r][x];
+            for (int i = 0; i < n; i++) {
+              const hn_real s12 = tmp[1][c][i] + tmp[2][c][i], d12 = tmp[1][c][i] - tmp[2][c][i],
+                            s34 = tmp[3][c][i] + tmp[4][c][i], d34 = tmp[3][c][i] - tmp[4][c][i];
+              o[i] = tmp[0][c][i] + s12 + s34;
+              o[row + i] = d12 + 2 * d34;
+              o[2 * row + i] = s12 + 4 * s34;
+              o[3 * row + i] = d12 + 8 * d34 + tmp[5][c][i];
             }
           }
         }
+      }
+    for (int o = 0; o < cout; o++) { /* back to the maps: Y = beta Y + out */
+      hn_real *map = Y + (size_t)o * ldy + (size_t)b * HW;
+      for (int y = 0; y < t->H; y++) {
+        const hn_real *src = buf + (size_t)y * row + o;
+        hn_real *dst = map + (size_t)y * t->W;
+        if (beta == 0)
+          for (int x = 0; x < t->W; x++)
+            dst[x] = src[(size_t)x * cout];
+        else
+          for (int x = 0; x < t->W; x++)
+            dst[x] = beta * dst[x] + src[(size_t)x * cout];
+      }
     }
+  }
 }
 
-/* Gbar[xi][o][p] = (A g A^T)[xi] for each 4x4 tile g of G (0 outside the map): the adjoint of the
+/* Gbar[xi][p][o] = (A g A^T)[xi] for each 4x4 tile g of G (0 outside the map): the adjoint of the
  * output transform. */
-static void output_adjoint(const hn_conv_tile *t, int cout, const hn_real *G, int ldg, hn_real *Gbar) {
-  const int TY = tiles_y(t), TX = tiles_x(t), HW = t->H * t->W;
-  const size_t P = (size_t)hn_wino_tiles(t), plane = plane_stride((size_t)cout * P);
-  hn_real rows[4][ROWBUF], tmp[6][ROWBUF];
-  for (int o = 0; o < cout; o++)
-    for (int b = 0; b < t->nb; b++) {
-      const hn_real *map = G + (size_t)o * ldg + (size_t)b * HW;
-      for (int ty = 0; ty < TY; ty++)
-        for (int tx0 = 0; tx0 < TX; tx0 += CHUNK) {
-          const int nt = TX - tx0 < CHUNK ? TX - tx0 : CHUNK, w = 4 * nt;
-          load_rows(t, map, 4 * ty, 4 * tx0, w, 4, rows);
+static void output_adjoint(const hn_conv_tile *t, int cout, const hn_real *G, int ldg, hn_real *Gbar, hn_real *buf) {
+  const int TY = tiles_y(t), TX = tiles_x(t), HW = t->H * t->W, Wb = 4 * TX;
+  const size_t P = (size_t)hn_wino_tiles(t), plane = plane_stride((size_t)cout * P), row = (size_t)Wb * cout;
+  hn_real tmp[6][4][CB];
+  for (int b = 0; b < t->nb; b++) {
+    to_sample(t, cout, G + (size_t)b * HW, ldg, 0, 0, 4 * TY, Wb, buf);
+    for (int ty = 0; ty < TY; ty++)
+      for (int tx = 0; tx < TX; tx++) {
+        const size_t p = ((size_t)b * TY + ty) * TX + tx;
+        const hn_real *g0 = buf + (size_t)(4 * ty) * row + (size_t)(4 * tx) * cout;
+        for (int o0 = 0; o0 < cout; o0 += CB) {
+          const int n = cout - o0 < CB ? cout - o0 : CB;
+          for (int c = 0; c < 4; c++) { /* down column c: A g */
+            const hn_real *g = g0 + (size_t)c * cout + o0;
 #pragma omp simd
-          for (int x = 0; x < w; x++) { /* down: A g */
-            const hn_real g0 = rows[0][x], g1 = rows[1][x], g2 = rows[2][x], g3 = rows[3][x];
-            const hn_real s02 = g0 + g2, s13 = g1 + g3;
-            tmp[0][x] = g0;
-            tmp[1][x] = s02 + s13;
-            tmp[2][x] = s02 - s13;
-            tmp[3][x] = g0 + 2 * g1 + 4 * g2 + 8 * g3;
-            tmp[4][x] = g0 - 2 * g1 + 4 * g2 - 8 * g3;
-            tmp[5][x] = g3;
+            for (int i = 0; i < n; i++) {
+              const hn_real a0 = g[i], a1 = g[row + i], a2 = g[2 * row + i], a3 = g[3 * row + i];
+              const hn_real s02 = a0 + a2, s13 = a1 + a3;
+              tmp[0][c][i] = a0;
+              tmp[1][c][i] = s02 + s13;
+              tmp[2][c][i] = s02 - s13;
+              tmp[3][c][i] = a0 + 2 * a1 + 4 * a2 + 8 * a3;
+              tmp[4][c][i] = a0 - 2 * a1 + 4 * a2 - 8 * a3;
+              tmp[5][c][i] = a3;
+            }
           }
-          hn_real *v = Gbar + (size_t)o * P + ((size_t)b * TY + ty) * TX + tx0;
-          for (int r = 0; r < 6; r++) { /* across: (A g) A^T */
+          hn_real *v = Gbar + p * cout + o0;
+          for (int r = 0; r < 6; r++) { /* across row r: (A g) A^T */
             hn_real *vr = v + (size_t)(r * 6) * plane;
 #pragma omp simd
-            for (int k = 0; k < nt; k++) {
-              const hn_real *g = &tmp[r][4 * k];
-              const hn_real s02 = g[0] + g[2], s13 = g[1] + g[3];
-              vr[k] = g[0];
-              vr[plane + k] = s02 + s13;
-              vr[2 * plane + k] = s02 - s13;
-              vr[3 * plane + k] = g[0] + 2 * g[1] + 4 * g[2] + 8 * g[3];
-              vr[4 * plane + k] = g[0] - 2 * g[1] + 4 * g[2] - 8 * g[3];
-              vr[5 * plane + k] = g[3];
+            for (int i = 0; i < n; i++) {
+              const hn_real a0 = tmp[r][0][i], a1 = tmp[r][1][i], a2 = tmp[r][2][i], a3 = tmp[r][3][i];
+              const hn_real s02 = a0 + a2, s13 = a1 + a3;
+              vr[i] = a0;
+              vr[plane + i] = s02 + s13;
+              vr[2 * plane + i] = s02 - s13;
+              vr[3 * plane + i] = a0 + 2 * a1 + 4 * a2 + 8 * a3;
+              vr[4 * plane + i] = a0 - 2 * a1 + 4 * a2 - 8 * a3;
+              vr[5 * plane + i] = a3;
             }
           }
         }
-    }
+      }
+  }
 }
 
 void hn_wino_grad(const hn_conv_tile *t, int cout, int cin, hn_real alpha, const hn_real *G, int ldg,
@@ -280,9 +307,9 @@ void hn_wino_grad(const hn_conv_tile *t, int cout, int cin, hn_real alpha, const
   const int P = hn_wino_tiles(t);
   const size_t gplane = plane_stride((size_t)cout * P), uplane = plane_stride((size_t)cout * cin),
                vplane = plane_stride((size_t)cin * P);
-  hn_real *Gbar = scratch, *dU = scratch + hn_wino_input_size(t, cout);
-  output_adjoint(t, cout, G, ldg, Gbar);
-  for (int xi = 0; xi < 36; xi++)
-    hn_gemm(0, 1, cout, cin, P, 1, Gbar + xi * gplane, P, V + xi * vplane, P, 0, dU + xi * uplane, cin);
+  hn_real *Gbar = scratch, *dU = scratch + hn_wino_input_size(t, cout), *buf = dU + hn_wino_kernel_size(cout, cin);
+  output_adjoint(t, cout, G, ldg, Gbar, buf);
+  for (int xi = 0; xi < 36; xi++) /* dU[xi] (cout x cin) = Gbar[xi]^T (cout x P) V[xi] (P x cin) */
+    hn_gemm(1, 0, cout, cin, P, 1, Gbar + xi * gplane, cout, V + xi * vplane, cin, 0, dU + xi * uplane, cin);
   kernel_adjoint(cout, cin, alpha, dU, dK);
 }

@@ -220,6 +220,12 @@ static int alloc_tile_scratch(hn_workspace *ws) {
   return HN_OK;
 }
 
+int hn_workspace_set_conv_algorithm(hn_workspace *ws, hn_conv_algorithm a) {
+  if (a < 0 || a >= HN_CONV_COUNT)
+    return hn_fail(HN_EINVAL, "unknown convolution algorithm %d", (int)a);
+  return ws->conv ? hn_convnet_ws_set_algorithm(ws->conv, a) : HN_OK;
+}
+
 int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path) {
   const hn_model_spec *sp = &ws->L.spec;
   const int reversible_arch = hn_arch_is_reversible(sp->arch);

@@ -31,6 +31,7 @@ void hn_bench_options_default(hn_bench_options *o) {
   o->final_time = 5;
   o->reversible = 1;
   o->kernel = HN_KERNEL_AUTO;
+  o->conv_algorithm = HN_CONV_AUTO;
   o->steps = 10;
   o->warmup = 2;
   o->roofline = 1;
@@ -122,6 +123,8 @@ static int check_options(const hn_bench_options *o) {
 static int make_workspace(hn_workspace **ws, const bench_problem *p, const hn_bench_options *o, int reversible) {
   HN_TRY(hn_workspace_create(ws, &p->m.layout, o->batch, reversible, 0));
   int status = hn_workspace_set_kernel(*ws, o->kernel);
+  if (status == HN_OK)
+    status = hn_workspace_set_conv_algorithm(*ws, o->conv_algorithm);
   if (status != HN_OK) {
     hn_workspace_destroy(*ws);
     *ws = NULL;
@@ -422,7 +425,7 @@ void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_re
   fprintf(out,
           "{\"stages\": \"%s\", \"image\": [%d, %d, %d], \"cpu_samples_per_s\": %.6g, "
           "\"arch\": \"%s\", \"activation\": \"%s\", \"width\": %d, \"depth\": %d, \"batch\": %d, "
-          "\"reversible\": %s, \"kernel\": \"%s\", \"tile\": %d, \"threads\": %d, \"precision\": \"%s\", \"steps\": %d, "
+          "\"reversible\": %s, \"kernel\": \"%s\", \"conv_algorithm\": \"%s\", \"tile\": %d, \"threads\": %d, \"precision\": \"%s\", \"steps\": %d, "
           "\"ms_per_step\": %.6g, \"ms_median\": %.6g, \"samples_per_s\": %.6g, \"flops_per_step\": %.6g, "
           "\"gflops\": %.6g, \"roofline_gflops\": %.6g, \"roofline_ms\": %.6g, \"cpu_ms_per_step\": %.6g, "
           "\"roofline_cpu_ms\": %.6g, \"peak_rss_mb\": %.6g, "
@@ -433,7 +436,7 @@ void hn_bench_print_json(FILE *out, const hn_bench_options *o, const hn_bench_re
           o->stages, o->image_channels, o->image_height, o->image_width,
           r->cpu_ms_best > 0 ? 1e3 * o->batch / r->cpu_ms_best : 0.0,
           hn_arch_name(o->arch), hn_activation_name(o->activation), width, depth, o->batch,
-          o->reversible ? "true" : "false", r->narrow ? "narrow" : "wide", HN_TILE, r->threads, HN_REAL_NAME, o->steps,
+          o->reversible ? "true" : "false", r->narrow ? "narrow" : "wide", hn_conv_algorithm_name(o->conv_algorithm), HN_TILE, r->threads, HN_REAL_NAME, o->steps,
           r->ms_best, r->ms_median, r->samples_per_s, r->flops_per_step, r->gflops, r->roofline_gflops,
           r->roofline_ms, r->cpu_ms_best, r->roofline_cpu_ms, r->peak_rss_mb, mib(r->mem_peak[HN_MEM_PARAMS]), mib(r->mem_peak[HN_MEM_GRADS]),
           mib(r->mem_peak[HN_MEM_OPTIM]), mib(r->mem_peak[HN_MEM_ACTIVATIONS]), mib(r->mem_peak[HN_MEM_WORKSPACE]),

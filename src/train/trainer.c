@@ -213,6 +213,7 @@ static int setup_level(trainer *t) {
   HN_TRY(hn_workspace_create(&t->ws, &t->model.layout, t->max_local_batch, reversible_wanted(cfg),
                              t->prog.recon_stride));
   HN_TRY(hn_workspace_set_kernel(t->ws, cfg->train.kernel));
+  HN_TRY(hn_workspace_set_conv_algorithm(t->ws, cfg->train.conv_algorithm));
   HN_TRY(hn_optimizer_create(&t->opt, cfg, t->model.layout.n_params));
   t->have_opt = 1;
   HN_TRY(hn_exchange_create(&t->ex, t->mpi->comm, t->model.grads, t->model.layout.n_params,
@@ -754,6 +755,7 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
     t->prog.recon_stride = cfg->train.reversible_stride;
     HN_TRY(hn_workspace_create(&t->ws, &t->model.layout, t->max_local_batch, 1, t->prog.recon_stride));
     HN_TRY(hn_workspace_set_kernel(t->ws, cfg->train.kernel));
+    HN_TRY(hn_workspace_set_conv_algorithm(t->ws, cfg->train.conv_algorithm));
   }
   if (flags[1] != 0) {
     /* Stop after this step. Under a SIGTERM deadline, write the checkpoint only if the last

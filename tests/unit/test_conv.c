@@ -145,11 +145,11 @@ static void test_winograd(void) {
       /* scale of the results: the tolerances are relative to the largest reference value */
       for (int beta = 0; beta <= 1; beta++) {
         hn_real *Y1 = hn_test_copy(Y, ny), *Y2 = hn_test_copy(Y, ny), *X1 = hn_test_copy(X, nx), *X2 = hn_test_copy(X, nx);
-        hn_wino_input(&c.t, cin, tile_of(&c, X), c.ld, V);
+        hn_wino_input(&c.t, cin, tile_of(&c, X), c.ld, V, sc);
         hn_wino_apply(&c.t, cout, cin, U, V, (hn_real)beta, tile_of(&c, Y1), c.ld, sc);
         hn_conv3_forward_ref(&c.t, cout, cin, K, tile_of(&c, X), c.ld, (hn_real)beta, tile_of(&c, Y2), c.ld);
         const double ef = hn_test_maxdiff(Y1, Y2, ny);
-        hn_wino_input(&c.t, cout, tile_of(&c, Y), c.ld, V);
+        hn_wino_input(&c.t, cout, tile_of(&c, Y), c.ld, V, sc);
         hn_wino_apply(&c.t, cin, cout, Ut, V, (hn_real)beta, tile_of(&c, X1), c.ld, sc);
         hn_conv3_adjoint_ref(&c.t, cout, cin, K, tile_of(&c, Y), c.ld, (hn_real)beta, tile_of(&c, X2), c.ld);
         const double ea = hn_test_maxdiff(X1, X2, nx);
@@ -161,7 +161,7 @@ static void test_winograd(void) {
         free(Y1), free(Y2), free(X1), free(X2);
       }
       hn_real *dK1 = hn_test_rnd(nk, &r, 1), *dK2 = hn_test_copy(dK1, nk);
-      hn_wino_input(&c.t, cin, tile_of(&c, X), c.ld, V);
+      hn_wino_input(&c.t, cin, tile_of(&c, X), c.ld, V, sc);
       hn_wino_grad(&c.t, cout, cin, (hn_real)0.7, tile_of(&c, Y), c.ld, V, dK1, sc);
       hn_conv3_grad_ref(&c.t, cout, cin, (hn_real)0.7, tile_of(&c, Y), c.ld, tile_of(&c, X), c.ld, dK2);
       const double eg = hn_test_maxdiff(dK1, dK2, nk);

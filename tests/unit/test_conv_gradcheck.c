@@ -7,7 +7,9 @@
  * odd column dropped; 5 samples in two tiles), every coordinate of every parameter block: the
  * opening's K_in and its gamma / beta (or bias), each K_j and b_j, the connective's W and gamma /
  * beta (or bias), the classifier. Objective = mean cross-entropy with batch statistics + both
- * regularisers. Tolerance: relative error <= 1e-6 per block. relu: coordinates at a kink (finite
+ * regularisers. Each combination with each way of computing the 3x3 products: auto (the 6x5 stage
+ * by Winograd F(4x4, 3x3), the 3x2 stage by im2col), im2col everywhere, Winograd everywhere.
+ * Tolerance: relative error <= 1e-6 per block. relu: coordinates at a kink (finite
  * differences at eps and eps/10 disagree) are skipped and counted, as in test_gradcheck.c.
  * Also: a corrupted gradient coordinate is caught; reversible and stored gradients agree to 1e-8
  * for 2 x 32 layers; the running statistics move with training steps only; 3 x 2051 images (the
@@ -184,7 +186,7 @@ static void teardown(problem *p) {
 
 static const int small_ch[2] = {3, 4}, small_l[2] = {2, 2};
 
-static void test_all_combinations(void) {
+static void test_all_combinations(hn_conv_algorithm algo) {
   int total_checked = 0, total_skipped = 0, combos = 0;
   for (int arch = 0; arch < HN_ARCH_COUNT; arch++)
     for (int norm = 0; norm < HN_NORM_COUNT; norm++)
@@ -195,11 +197,12 @@ static void test_all_combinations(void) {
           problem p;
           setup(&p, (hn_arch)arch, (hn_activation)act, (hn_norm)norm, small_ch, small_l, mode > 0, mode == 2 ? 1 : 0,
                 21 + arch, 1.5);
+          CHECK_OK(hn_workspace_set_conv_algorithm(p.ws, algo));
           analytic(&p);
           char what[96];
-          snprintf(what, sizeof what, "%s/%s/%s/%s", hn_arch_name((hn_arch)arch), hn_norm_name((hn_norm)norm),
+          snprintf(what, sizeof what, "%s/%s/%s/%s/%s", hn_arch_name((hn_arch)arch), hn_norm_name((hn_norm)norm),
                    hn_activation_name((hn_activation)act),
-                   mode == 0 ? "stored" : mode == 1 ? "reversible" : "reversible+stride");
+                   mode == 0 ? "stored" : mode == 1 ? "reversible" : "reversible+stride", hn_conv_algorithm_name(algo));
           int skipped = 0, checked = 0;
           double worst = check_blocks(&p, act == HN_ACT_RELU, &skipped, &checked, what, 1);
           CHECK(worst <= 1e-6, "%s: worst block relative error %.3g", what, worst);
@@ -211,8 +214,8 @@ static void test_all_combinations(void) {
           combos++;
           teardown(&p);
         }
-  printf("conv gradcheck: %d combinations, %d coordinates checked, %d skipped at relu kinks\n", combos,
-         total_checked, total_skipped);
+  printf("conv gradcheck (%s): %d combinations, %d coordinates checked, %d skipped at relu kinks\n",
+         hn_conv_algorithm_name(algo), combos, total_checked, total_skipped);
 }
 
 /* Images wider than the connective's activation buffer (2 W > 4096 values) are pooled the
@@ -282,7 +285,9 @@ int main(void) {
   printf("test_conv_gradcheck: needs the double build (-DHAMNET_PRECISION=double); skipped\n");
   return 77;
 #else
-  test_all_combinations();
+  test_all_combinations(HN_CONV_AUTO);   /* 6x5 maps by Winograd, then 3x2 by im2col */
+  test_all_combinations(HN_CONV_IM2COL); /* every product by im2col */
+  test_all_combinations(HN_CONV_WINOGRAD); /* every product by Winograd, 3x2 maps too */
   test_wide_images();
   test_corrupted_gradient_is_caught();
   test_reversible_matches_stored();
