@@ -125,13 +125,80 @@ static void kernel_adjoint(int cout, int cin, hn_real alpha, hn_real *dU, hn_rea
 
 /* The sample buffer: one sample's maps of c channels, transposed to [y][x][c] (channels
  * contiguous, so that every per-tile transform runs vectorised over channels) and zero padded to
- * whole tiles: (4 TY + 2) x (4 TX + 2) positions for the input (its 6x6 tiles overlap by 2). */
+ * whole tiles: (4 TY + 2) x (4 TX + 2) positions for the input (its 6x6 tiles overlap by 2);
+ * then H W c values for the dense transpose on the way in and out. */
 static size_t sample_size(const hn_conv_tile *t, int c) {
-  return (size_t)(4 * tiles_y(t) + 2) * (size_t)(4 * tiles_x(t) + 2) * (size_t)c;
+  const size_t padded = (size_t)(4 * tiles_y(t) + 2) * (size_t)(4 * tiles_x(t) + 2), dense = (size_t)t->H * t->W;
+  return (padded + dense) * (size_t)c;
 }
 
+/* dst[j ldd + i] = beta dst[j ldd + i] + src[i lds + j] for i < rows, j < cols (beta 0: plain
+ * store). Why the intrinsics: a plain strided loop touches one cache line per element and was a
+ * sixth of a conv net's step; 8x8 blocks transposed in AVX registers read and write whole rows.
+ * Edges (and the double build, and CPUs without AVX) take the plain loop. */
+static void transpose_plain(const hn_real *src, size_t lds, hn_real *dst, size_t ldd, int i0, int i1, int j0, int j1,
+                            hn_real beta) {
+  for (int j = j0; j < j1; j++) {
+    hn_real *d = dst + (size_t)j * ldd;
+    if (beta == 0)
+      for (int i = i0; i < i1; i++)
+        d[i] = src[(size_t)i * lds + j];
+    else
+      for (int i = i0; i < i1; i++)
+        d[i] = beta * d[i] + src[(size_t)i * lds + j];
+  }
+}
+
+#if defined(__AVX__) && !defined(HN_USE_DOUBLE)
+#include <immintrin.h>
+static void transpose(const hn_real *src, size_t lds, hn_real *dst, size_t ldd, int rows, int cols, hn_real beta) {
+  const int R = rows & ~7, C = cols & ~7;
+  const __m256 vb = _mm256_set1_ps(beta);
+  for (int i0 = 0; i0 < R; i0 += 8)
+    for (int j0 = 0; j0 < C; j0 += 8) {
+      const float *s = src + (size_t)i0 * lds + j0;
+      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds), r2 = _mm256_loadu_ps(s + 2 * lds),
+             r3 = _mm256_loadu_ps(s + 3 * lds), r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds),
+             r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+      __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+             t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+             t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      r0 = _mm256_shuffle_ps(t0, t2, 0x44);
+      r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      r2 = _mm256_shuffle_ps(t1, t3, 0x44);
+      r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      r4 = _mm256_shuffle_ps(t4, t6, 0x44);
+      r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      r6 = _mm256_shuffle_ps(t5, t7, 0x44);
+      r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      __m256 o[8];
+      o[0] = _mm256_permute2f128_ps(r0, r4, 0x20);
+      o[1] = _mm256_permute2f128_ps(r1, r5, 0x20);
+      o[2] = _mm256_permute2f128_ps(r2, r6, 0x20);
+      o[3] = _mm256_permute2f128_ps(r3, r7, 0x20);
+      o[4] = _mm256_permute2f128_ps(r0, r4, 0x31);
+      o[5] = _mm256_permute2f128_ps(r1, r5, 0x31);
+      o[6] = _mm256_permute2f128_ps(r2, r6, 0x31);
+      o[7] = _mm256_permute2f128_ps(r3, r7, 0x31);
+      float *d = dst + (size_t)j0 * ldd + i0;
+      for (int k = 0; k < 8; k++) {
+        float *dk = d + (size_t)k * ldd;
+        _mm256_storeu_ps(dk, beta == 0 ? o[k] : _mm256_add_ps(_mm256_mul_ps(vb, _mm256_loadu_ps(dk)), o[k]));
+      }
+    }
+  transpose_plain(src, lds, dst, ldd, 0, R, C, cols, beta); /* the edges */
+  transpose_plain(src, lds, dst, ldd, R, rows, 0, cols, beta);
+}
+#else
+static void transpose(const hn_real *src, size_t lds, hn_real *dst, size_t ldd, int rows, int cols, hn_real beta) {
+  transpose_plain(src, lds, dst, ldd, 0, rows, 0, cols, beta);
+}
+#endif
+
 /* buf[((y + y0) Wb + x + x0) c + i] = map_i[y][x] for the whole map; every other position of the
- * Hb x Wb buffer is 0. Map i of the sample starts at X + i ldx. */
+ * Hb x Wb buffer is 0. Map i of the sample starts at X + i ldx. The transpose runs over the whole
+ * map at once (into the dense part of the buffer, then row by row into place): small maps (7x7)
+ * would leave no full 8x8 block row by row. */
 static void to_sample(const hn_conv_tile *t, int c, const hn_real *X, int ldx, int y0, int x0, int Hb, int Wb,
                       hn_real *buf) {
   const int H = t->H, W = t->W;
@@ -145,15 +212,10 @@ static void to_sample(const hn_conv_tile *t, int c, const hn_real *X, int ldx, i
     memset(r, 0, (size_t)x0 * c * sizeof(hn_real));
     memset(r + (size_t)(x0 + W) * c, 0, (size_t)(Wb - x0 - W) * c * sizeof(hn_real));
   }
-  for (int i = 0; i < c; i++) {
-    const hn_real *m = X + (size_t)i * ldx;
-    for (int y = 0; y < H; y++) {
-      hn_real *d = buf + ((size_t)(y + y0) * Wb + x0) * c + i;
-      const hn_real *s = m + (size_t)y * W;
-      for (int x = 0; x < W; x++)
-        d[(size_t)x * c] = s[x];
-    }
-  }
+  hn_real *dense = buf + (size_t)Hb * row;
+  transpose(X, (size_t)ldx, dense, (size_t)c, c, H * W, 0);
+  for (int y = 0; y < H; y++)
+    memcpy(buf + ((size_t)(y + y0) * Wb + x0) * c, dense + (size_t)y * W * c, (size_t)W * c * sizeof(hn_real));
 }
 
 void hn_wino_input(const hn_conv_tile *t, int cin, const hn_real *X, int ldx, hn_real *V, hn_real *scratch) {
@@ -238,19 +300,10 @@ void hn_wino_apply(const hn_conv_tile *t, int cout, int cin, const hn_real *U, c
           }
         }
       }
-    for (int o = 0; o < cout; o++) { /* back to the maps: Y = beta Y + out */
-      hn_real *map = Y + (size_t)o * ldy + (size_t)b * HW;
-      for (int y = 0; y < t->H; y++) {
-        const hn_real *src = buf + (size_t)y * row + o;
-        hn_real *dst = map + (size_t)y * t->W;
-        if (beta == 0)
-          for (int x = 0; x < t->W; x++)
-            dst[x] = src[(size_t)x * cout];
-        else
-          for (int x = 0; x < t->W; x++)
-            dst[x] = beta * dst[x] + src[(size_t)x * cout];
-      }
-    }
+    hn_real *dense = buf + (size_t)(4 * TY) * row; /* back to the maps: Y = beta Y + out */
+    for (int y = 0; y < t->H; y++)
+      memcpy(dense + (size_t)y * t->W * cout, buf + (size_t)y * row, (size_t)t->W * cout * sizeof(hn_real));
+    transpose(dense, (size_t)cout, Y + (size_t)b * HW, (size_t)ldy, HW, cout, beta);
   }
 }
 
