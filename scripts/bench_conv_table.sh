@@ -11,7 +11,8 @@
 # ways, so the fair peer; for hamiltonian and leapfrog a last column shows conv_transpose2d.
 # Columns: ms per step (best of --steps, after 2 warm-up steps) and the thread setting that gave
 # it; the ratio PyTorch / hamnet (goal >= 1.5x); the same ratio in CPU time with one thread on
-# both sides (robust to other load on the machine); peak RSS. Writes DIR/conv_bench.md and the
+# both sides (robust to other load on the machine); hamnet with im2col + GEMM instead of its
+# default Winograd products (--conv-algorithm im2col) and the speed-up Winograd gives; peak RSS. Writes DIR/conv_bench.md and the
 # raw JSON lines (default DIR: runs/bench_conv). $HAMNET names the binary (default build/hamnet).
 # Needs Debian's python3-torch (scripts/setup.sh --bench-deps). Run it on a quiet machine.
 set -euo pipefail
@@ -44,10 +45,13 @@ for arch in $archs; do
   modes=off
   case $arch in hamiltonian | leapfrog) modes="off on" ;; esac
   for rev in $modes; do
-    for t in 1 2; do
-      echo "hamnet $arch reversible=$rev threads=$t" >&2
-      OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$hamnet" bench --arch "$arch" --activation relu --stages "$stages" \
-        --batch "$batch" --reversible "$rev" --threads "$t" --steps "$steps" --json | sed 's/^{/{"side": "hamnet", /' >>"$raw"
+    for algorithm in auto im2col; do
+      for t in 1 2; do
+        echo "hamnet $arch reversible=$rev threads=$t conv-algorithm=$algorithm" >&2
+        OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$hamnet" bench --arch "$arch" --activation relu --stages "$stages" \
+          --batch "$batch" --reversible "$rev" --threads "$t" --steps "$steps" --conv-algorithm "$algorithm" --json |
+          sed 's/^{/{"side": "hamnet", /' >>"$raw"
+      done
     done
   done
   adjoints=conv2d
@@ -64,24 +68,30 @@ import json, sys
 raw, md, stages, batch = sys.argv[1:]
 rows = [json.loads(l) for l in open(raw) if l.strip()]
 lines = [f"Convolutional training step (stages {stages}, batch {batch}, relu, batch normalisation, Adam, float32):", "",
-         "| arch | hamnet mode | hamnet ms/step (threads) | PyTorch ms/step (threads) | ratio (goal >= 1.5x) | ratio, CPU time, 1 thread | PyTorch with conv_transpose2d: ms/step, ratio | hamnet peak RSS MiB |",
-         "|---|---|---|---|---|---|---|---|"]
+         "| arch | hamnet mode | hamnet ms/step (threads) | PyTorch ms/step (threads) | ratio (goal >= 1.5x) | ratio, CPU time, 1 thread | PyTorch with conv_transpose2d: ms/step, ratio | hamnet with im2col: ms/step, Winograd's speed-up | hamnet peak RSS MiB |",
+         "|---|---|---|---|---|---|---|---|---|"]
 for arch in dict.fromkeys(r["arch"] for r in rows):
     peer = next(r for r in rows if r["side"] == "pytorch" and r["arch"] == arch and r["adjoint"] == "conv2d")
     slow = [r for r in rows if r["side"] == "pytorch" and r["arch"] == arch and r["adjoint"] == "transpose"]
     for rev in (False, True):
-        mine = [r for r in rows if r["side"] == "hamnet" and r["arch"] == arch and r["reversible"] == rev]
+        mine = [r for r in rows if r["side"] == "hamnet" and r["arch"] == arch and r["reversible"] == rev
+                and r.get("conv_algorithm", "auto") == "auto"]
+        im2col = [r for r in rows if r["side"] == "hamnet" and r["arch"] == arch and r["reversible"] == rev
+                  and r.get("conv_algorithm") == "im2col"]
         if not mine:
             continue
         best = min(mine, key=lambda r: r["ms_per_step"])
         one = next(r for r in mine if r["threads"] == 1)
         ratio = peer["ms_per_step"] / best["ms_per_step"]
         cpu_ratio = peer["cpu_ms_per_step_1thread"] / one["cpu_ms_per_step"]
+        im2col_best = min(im2col, key=lambda r: r["ms_per_step"]) if im2col else None
+        im2col_text = (f"{im2col_best['ms_per_step']:.1f} ({im2col_best['threads']}), "
+                       f"{im2col_best['ms_per_step'] / best['ms_per_step']:.2f}x" if im2col_best else "-")
         other = (f"{slow[0]['ms_per_step']:.1f} ({slow[0]['threads']}), {slow[0]['ms_per_step'] / best['ms_per_step']:.2f}x"
                  if slow else "-")
         lines.append(f"| {arch} | {'reversible' if rev else 'stored'} | {best['ms_per_step']:.1f} ({best['threads']}) | "
                      f"{peer['ms_per_step']:.1f} ({peer['threads']}) | {ratio:.2f}x {'met' if ratio >= 1.5 else 'MISSED'} | "
-                     f"{cpu_ratio:.2f}x | {other} | {best['peak_rss_mb']:.0f} |")
+                     f"{cpu_ratio:.2f}x | {other} | {im2col_text} | {best['peak_rss_mb']:.0f} |")
 lines += ["", "PyTorch computes K^T y as conv2d with the flipped, transposed kernel (the faster of its two ways;",
           "the last PyTorch column uses conv_transpose2d instead). Ratio = PyTorch ms / hamnet ms, each at its best",
           "thread setting."]

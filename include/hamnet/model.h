@@ -133,6 +133,9 @@ int hn_workspace_narrow(const hn_workspace *ws); /* 1 when the narrow path is in
  * Winograd F(4x4, 3x3) for maps of at least 4x4). Results agree up to rounding (test_conv,
  * test_conv_gradcheck). No effect on dense networks. */
 int hn_workspace_set_conv_algorithm(hn_workspace *ws, hn_conv_algorithm a);
+/* Bit s set: stage s of a convolutional network computes its products by Winograd (0 for dense
+ * networks). */
+unsigned hn_workspace_winograd_stages(const hn_workspace *ws);
 int hn_workspace_reversible(const hn_workspace *ws);
 int hn_workspace_stride(const hn_workspace *ws);
 

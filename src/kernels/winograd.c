@@ -6,13 +6,16 @@
  * with 36 products per channel pair instead of 144 (4x fewer): Y = A^T [(G g G^T) .* (B^T d B)] A
  * (Lavin & Gray, "Fast algorithms for convolutional neural networks", 2016). Over a tile of
  * samples the elementwise products of all channels become 36 independent GEMMs
- *   M[xi] (cout x P) = U[xi] (cout x cin) V[xi] (cin x P),  P = the 4x4 output tiles,
- * and the weight gradient the 36 GEMMs dU[xi] = Gbar[xi] V[xi]^T followed by the adjoint of the
- * kernel transform (dK = G^T dU G), with Gbar = A G A^T the adjoint of the output transform.
+ *   M[xi] (P x cout) = V[xi] (P x cin) U[xi] (cin x cout),  P = the 4x4 output tiles,
+ * and the weight gradient the 36 GEMMs dU[xi] = Gbar[xi]^T V[xi] followed by the adjoint of the
+ * kernel transform (dK = G^T dU G), with Gbar = A g A^T the adjoint of the output transform.
  *
- * The transforms run per channel, sample and row of tiles, in chunks of up to CHUNK tiles along
- * x: the six input rows are copied (zero padded) into a small stack buffer, transformed down the
- * columns (vectorised along x), then across each tile. Matrices (points 0, +-1, +-2, inf):
+ * Layout: the transforms run vectorised over channels. Each sample's maps are transposed to
+ * [y][x][c] in a zero-padded buffer (8x8 AVX blocks over the whole map), every tile is then a
+ * 6x6 (or 4x4) grid of channel vectors, and V, M, Gbar are P-major ([xi][p][c]), so the
+ * transforms read and write whole vectors. (Vectorising along x instead left 2-7 tiles per row -
+ * too short for a vector - and the transforms cost more than the GEMMs.) Matrices (points 0,
+ * +-1, +-2, inf):
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
  *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]

@@ -226,6 +226,13 @@ int hn_workspace_set_conv_algorithm(hn_workspace *ws, hn_conv_algorithm a) {
   return ws->conv ? hn_convnet_ws_set_algorithm(ws->conv, a) : HN_OK;
 }
 
+unsigned hn_workspace_winograd_stages(const hn_workspace *ws) {
+  unsigned bits = 0;
+  for (int s = 0; ws->conv && s < ws->L.spec.n_stages; s++)
+    bits |= hn_convnet_ws_winograd_stage(ws->conv, s) ? 1u << s : 0u;
+  return bits;
+}
+
 int hn_workspace_set_kernel(hn_workspace *ws, hn_kernel_path path) {
   const hn_model_spec *sp = &ws->L.spec;
   const int reversible_arch = hn_arch_is_reversible(sp->arch);

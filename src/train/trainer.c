@@ -1028,12 +1028,14 @@ static int train_body(trainer *t, hn_train_result *res) {
 
   const hn_layout *L = &t->model.layout;
   /* the shape: width and opening for a dense network, stages and image for a convolutional one */
-  char shape[192];
+  char shape[320];
   if (L->spec.n_stages > 0) {
     char stages[128];
     hn_stages_format(L->spec.n_stages, L->spec.stage_channels, L->spec.stage_layers, stages, sizeof stages);
-    snprintf(shape, sizeof shape, "convolutional stages %s on %dx%dx%d images, norm %s", stages,
-             L->spec.image_channels, L->spec.image_height, L->spec.image_width, hn_norm_name(L->spec.norm));
+    const unsigned wino = hn_workspace_winograd_stages(t->ws), all = (1u << L->spec.n_stages) - 1;
+    snprintf(shape, sizeof shape, "convolutional stages %s on %dx%dx%d images, norm %s, %s convolutions", stages,
+             L->spec.image_channels, L->spec.image_height, L->spec.image_width, hn_norm_name(L->spec.norm),
+             wino == all ? "Winograd" : wino == 0 ? "im2col" : "Winograd (im2col for maps < 4x4)");
   } else {
     snprintf(shape, sizeof shape, "opening %s, width %d", hn_opening_name(L->spec.opening), L->spec.width);
   }

@@ -5,6 +5,8 @@
  *     without normalisation evaluation and training passes agree exactly;
  *   - evaluation on training workspaces of every mode equals evaluation on an evaluation one;
  *   - results do not depend on the number of threads beyond rounding (tiles, thread order);
+ *   - the convolution algorithms: auto takes Winograd for the 8x8 and 4x4 stages and im2col for
+ *     the 2x2 one; auto, im2col and Winograd give the same loss and gradients up to rounding;
  *   - image augmentation: the documented crop and flip, a pure function of (seed, epoch, row);
  *   - checkpoints: format_version 2 round trip of a convolutional model (parameters, statistics,
  *     spec), and a format_version 1 file written by the previous hamnet (tests/data) read and
@@ -306,8 +308,45 @@ static void test_checkpoint_v1(void) {
   free(m2);
 }
 
+static void test_conv_algorithms(void) {
+  net p;
+  make_net(&p, HN_ARCH_HAMILTONIAN, HN_NORM_BATCH, 16, 11);
+  const size_t np = p.m.layout.n_params;
+  hn_real *g[HN_CONV_COUNT];
+  double loss[HN_CONV_COUNT];
+  const unsigned expect[HN_CONV_COUNT] = {3u, 7u, 0u}; /* auto: 8x8, 4x4 maps; winograd: all; im2col: none */
+  for (int a = 0; a < HN_CONV_COUNT; a++) {
+    hn_workspace *ws;
+    CHECK_OK(hn_workspace_create(&ws, &p.m.layout, p.B, 0, 0));
+    CHECK_OK(hn_workspace_set_conv_algorithm(ws, (hn_conv_algorithm)a));
+    CHECK(hn_workspace_winograd_stages(ws) == expect[a], "%s: Winograd stages 0x%x, expected 0x%x",
+          hn_conv_algorithm_name((hn_conv_algorithm)a), hn_workspace_winograd_stages(ws), expect[a]);
+    hn_probe probe = {NULL, NULL, NULL};
+    loss[a] = train_loss(&p, ws, &probe);
+    g[a] = malloc(np * sizeof(hn_real));
+    memcpy(g[a], p.m.grads, np * sizeof(hn_real));
+    hn_workspace_destroy(ws);
+  }
+  for (int a = HN_CONV_AUTO; a <= HN_CONV_WINOGRAD; a++) {
+    double d = 0, s = 0;
+    for (size_t i = 0; i < np; i++) {
+      d = fmax(d, fabs((double)g[a][i] - g[HN_CONV_IM2COL][i]));
+      s = fmax(s, fabs((double)g[HN_CONV_IM2COL][i]));
+    }
+    CHECK(d <= 100 * TOL * s, "%s vs im2col: gradients differ by %.3g (max %.3g)",
+          hn_conv_algorithm_name((hn_conv_algorithm)a), d, s);
+    CHECK_CLOSE(loss[a], loss[HN_CONV_IM2COL], 10 * TOL);
+    printf("conv algorithms: %s vs im2col, loss %.9g vs %.9g, max gradient difference %.2e relative\n",
+           hn_conv_algorithm_name((hn_conv_algorithm)a), loss[a], loss[HN_CONV_IM2COL], d / s);
+  }
+  for (int a = 0; a < HN_CONV_COUNT; a++)
+    free(g[a]);
+  free_net(&p);
+}
+
 int main(void) {
   test_running_statistics();
+  test_conv_algorithms();
   test_evaluation_paths();
   test_threads();
   test_augmentation();
