@@ -20,33 +20,39 @@ typedef struct {
   int winograd;                       /* the products are Winograd's (the kernels carry U, Ut) */
 } tile_work;
 
-/* The parts of the work buffer, in the order the contract of hn_conv_step_work counts them. */
-static tile_work split_for(int c, const hn_conv_tile *t, int winograd, hn_real *work, size_t *total) {
-  tile_work w;
-  w.t = t;
-  w.c = c;
-  w.n = hn_conv_cols(t);
-  w.winograd = winograd;
-  const size_t cn = (size_t)c * w.n, v = hn_wino_input_size(t, c), sc = hn_wino_scratch(t, c, c);
-  const size_t col = 9 * cn > v ? 9 * cn : v;
-  w.col = work;
-  w.wino = work + col;
-  w.t1 = w.wino + sc;
-  w.t2 = w.t1 + cn;
-  w.t3 = w.t2 + cn;
-  if (total)
-    *total = col + sc + 3 * cn;
-  return w;
+/* Sizes of the parts of the work buffer (hn_real elements): col (im2col or Winograd V), the
+ * Winograd scratch, one tile temporary. */
+typedef struct {
+  size_t col, wino, tile;
+} work_sizes;
+
+static work_sizes sizes_of(int c, const hn_conv_tile *t) {
+  work_sizes z;
+  z.tile = (size_t)c * hn_conv_cols(t);
+  const size_t v = hn_wino_input_size(t, c);
+  z.col = 9 * z.tile > v ? 9 * z.tile : v;
+  z.wino = hn_wino_scratch(t, c, c);
+  return z;
 }
 
 size_t hn_conv_step_work(int c, const hn_conv_tile *t) {
-  size_t total = 0;
-  (void)split_for(c, t, 0, NULL, &total);
-  return total;
+  const work_sizes z = sizes_of(c, t);
+  return z.col + z.wino + 3 * z.tile;
 }
 
 static tile_work split(const hn_conv_step *s, const hn_conv_kernels *k, hn_real *work) {
-  return split_for(s->c, &s->t, k->U != NULL, work, NULL);
+  const work_sizes z = sizes_of(s->c, &s->t);
+  tile_work w;
+  w.t = &s->t;
+  w.c = s->c;
+  w.n = hn_conv_cols(&s->t);
+  w.winograd = k->U != NULL;
+  w.col = work;
+  w.wino = work + z.col;
+  w.t1 = w.wino + z.wino;
+  w.t2 = w.t1 + z.tile;
+  w.t3 = w.t2 + z.tile;
+  return w;
 }
 
 /* col = the preparation of X (row stride ldx) for products and weight gradients. */
