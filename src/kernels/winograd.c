@@ -26,6 +26,14 @@
 #include "hamnet/conv.h"
 #include "hamnet/kernels.h"
 
+/* The sample transposes use 8x8 AVX blocks in the float build on CPUs with AVX (transpose()). */
+#if defined(__AVX__) && !defined(HN_USE_DOUBLE)
+#define HN_WINO_AVX_TRANSPOSE 1
+#include <immintrin.h>
+#else
+#define HN_WINO_AVX_TRANSPOSE 0
+#endif
+
 /* Channels per block of the per-tile transforms: their temporaries (36 vectors) stay in L1. */
 enum { CB = 64 };
 
@@ -152,8 +160,7 @@ static void transpose_plain(const hn_real *src, size_t lds, hn_real *dst, size_t
   }
 }
 
-#if defined(__AVX__) && !defined(HN_USE_DOUBLE)
-#include <immintrin.h>
+#if HN_WINO_AVX_TRANSPOSE
 static void transpose(const hn_real *src, size_t lds, hn_real *dst, size_t ldd, int rows, int cols, hn_real beta) {
   const int R = rows & ~7, C = cols & ~7;
   const __m256 vb = _mm256_set1_ps(beta);
