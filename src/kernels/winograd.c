@@ -47,6 +47,52 @@ enum { CB = 64 };
     o[4 * S] = 2 * (d[1] - d[3]) - d[2] + d[4];                                                        \
     o[5 * S] = 4 * d[1] - 5 * d[3] + d[5];                                                             \
   } while (0)
+
+/* The 1-D output transform A^T: six values d[0..5] into four, o[0], o[S], o[2 S], o[3 S]. */
+#define AT4(d, o, S)                                                                                   \
+  do {                                                                                                 \
+    const hn_real s12_ = d[1] + d[2], d12_ = d[1] - d[2], s34_ = d[3] + d[4], d34_ = d[3] - d[4];       \
+    o[0 * S] = d[0] + s12_ + s34_;                                                                     \
+    o[1 * S] = d12_ + 2 * d34_;                                                                        \
+    o[2 * S] = s12_ + 4 * s34_;                                                                        \
+    o[3 * S] = d12_ + 8 * d34_ + d[5];                                                                 \
+  } while (0)
+
+/* Its adjoint A: four values d[0..3] into six, o[0], o[S], ..., o[5 S]. */
+#define A6(d, o, S)                                                                                    \
+  do {                                                                                                 \
+    const hn_real s02_ = d[0] + d[2], s13_ = d[1] + d[3];                                               \
+    o[0 * S] = d[0];                                                                                   \
+    o[1 * S] = s02_ + s13_;                                                                            \
+    o[2 * S] = s02_ - s13_;                                                                            \
+    o[3 * S] = d[0] + 2 * d[1] + 4 * d[2] + 8 * d[3];                                                  \
+    o[4 * S] = d[0] - 2 * d[1] + 4 * d[2] - 8 * d[3];                                                  \
+    o[5 * S] = d[3];                                                                                   \
+  } while (0)
+
+/* The 1-D kernel transform G: three values d[0..2] into six, o[0], o[S], ..., o[5 S]. */
+#define G6(d, o, S)                                                                                    \
+  do {                                                                                                 \
+    o[0 * S] = q4 * d[0];                                                                              \
+    o[1 * S] = -q6 * (d[0] + d[1] + d[2]);                                                             \
+    o[2 * S] = -q6 * (d[0] - d[1] + d[2]);                                                             \
+    o[3 * S] = q24 * d[0] + q12 * d[1] + q6 * d[2];                                                    \
+    o[4 * S] = q24 * d[0] - q12 * d[1] + q6 * d[2];                                                    \
+    o[5 * S] = d[2];                                                                                   \
+  } while (0)
+
+/* Its adjoint G^T: six values d[0..5] into three, o[0], o[S], o[2 S]. */
+#define GT3(d, o, S)                                                                                   \
+  do {                                                                                                 \
+    o[0 * S] = q4 * d[0] - q6 * (d[1] + d[2]) + q24 * (d[3] + d[4]);                                   \
+    o[1 * S] = q6 * (d[2] - d[1]) + q12 * (d[3] - d[4]);                                               \
+    o[2 * S] = q6 * (d[3] + d[4] - d[1] - d[2]) + d[5];                                                \
+  } while (0)
+
+/* The fractions of G, for G6 and GT3. */
+static const hn_real q4 = (hn_real)0.25, q6 = (hn_real)(1.0 / 6), q12 = (hn_real)(1.0 / 12),
+                     q24 = (hn_real)(1.0 / 24);
+
 static inline int tiles_y(const hn_conv_tile *t) { return (t->H + 3) / 4; }
 static inline int tiles_x(const hn_conv_tile *t) { return (t->W + 3) / 4; }
 
@@ -75,29 +121,18 @@ size_t hn_wino_scratch(const hn_conv_tile *t, int cout, int cin) {
 
 void hn_wino_kernel(int cout, int cin, const hn_real *K, hn_real *U) {
   const size_t plane = plane_stride((size_t)cout * cin);
-  const hn_real q4 = (hn_real)0.25, q6 = (hn_real)(1.0 / 6), q12 = (hn_real)(1.0 / 12), q24 = (hn_real)(1.0 / 24);
   for (int o = 0; o < cout; o++)
     for (int i = 0; i < cin; i++) {
       const hn_real *g = K + ((size_t)o * cin + i) * 9;
       hn_real t[6][3]; /* G g: down the kernel's columns */
       for (int c = 0; c < 3; c++) {
-        const hn_real a = g[c], b = g[3 + c], e = g[6 + c];
-        t[0][c] = q4 * a;
-        t[1][c] = -q6 * (a + b + e);
-        t[2][c] = -q6 * (a - b + e);
-        t[3][c] = q24 * a + q12 * b + q6 * e;
-        t[4][c] = q24 * a - q12 * b + q6 * e;
-        t[5][c] = e;
+        const hn_real e[3] = {g[c], g[3 + c], g[6 + c]};
+        hn_real *out = &t[0][c];
+        G6(e, out, 3);
       }
       for (int r = 0; r < 6; r++) { /* (G g) G^T: across; U[xi] is cin x cout */
-        const hn_real a = t[r][0], b = t[r][1], e = t[r][2];
         hn_real *u = U + (size_t)(r * 6) * plane + (size_t)i * cout + o;
-        u[0 * plane] = q4 * a;
-        u[1 * plane] = -q6 * (a + b + e);
-        u[2 * plane] = -q6 * (a - b + e);
-        u[3 * plane] = q24 * a + q12 * b + q6 * e;
-        u[4 * plane] = q24 * a - q12 * b + q6 * e;
-        u[5 * plane] = e;
+        G6(t[r], u, plane);
       }
     }
 }
@@ -107,16 +142,14 @@ void hn_wino_kernel(int cout, int cin, const hn_real *K, hn_real *U) {
  * a row overwrite its first three planes), then down (G^T .) into dK. */
 static void kernel_adjoint(int cout, int cin, hn_real alpha, hn_real *dU, hn_real *dK) {
   const size_t n = (size_t)cout * cin, plane = plane_stride(n);
-  const hn_real q4 = (hn_real)0.25, q6 = (hn_real)(1.0 / 6), q12 = (hn_real)(1.0 / 12), q24 = (hn_real)(1.0 / 24);
   for (int r = 0; r < 6; r++) {
     hn_real *u = dU + (size_t)(r * 6) * plane;
 #pragma omp simd
     for (size_t oi = 0; oi < n; oi++) {
-      const hn_real u0 = u[oi], u1 = u[plane + oi], u2 = u[2 * plane + oi], u3 = u[3 * plane + oi],
-                    u4 = u[4 * plane + oi], u5 = u[5 * plane + oi];
-      u[oi] = q4 * u0 - q6 * (u1 + u2) + q24 * (u3 + u4);
-      u[plane + oi] = q6 * (u2 - u1) + q12 * (u3 - u4);
-      u[2 * plane + oi] = q6 * (u3 + u4 - u1 - u2) + u5;
+      const hn_real e[6] = {u[oi], u[plane + oi], u[2 * plane + oi], u[3 * plane + oi], u[4 * plane + oi],
+                            u[5 * plane + oi]};
+      hn_real *out = u + oi;
+      GT3(e, out, plane);
     }
   }
   for (int c = 0; c < 3; c++) {
@@ -124,12 +157,13 @@ static void kernel_adjoint(int cout, int cin, hn_real alpha, hn_real *dU, hn_rea
     const size_t R = (size_t)6 * plane;
 #pragma omp simd
     for (size_t oi = 0; oi < n; oi++) {
-      const hn_real u0 = t[oi], u1 = t[R + oi], u2 = t[2 * R + oi], u3 = t[3 * R + oi], u4 = t[4 * R + oi],
-                    u5 = t[5 * R + oi];
+      const hn_real e[6] = {t[oi], t[R + oi], t[2 * R + oi], t[3 * R + oi], t[4 * R + oi], t[5 * R + oi]};
+      hn_real g[3];
+      GT3(e, g, 1);
       hn_real *k = dK + oi * 9 + c;
-      k[0] += alpha * (q4 * u0 - q6 * (u1 + u2) + q24 * (u3 + u4));
-      k[3] += alpha * (q6 * (u2 - u1) + q12 * (u3 - u4));
-      k[6] += alpha * (q6 * (u3 + u4 - u1 - u2) + u5);
+      k[0] += alpha * g[0];
+      k[3] += alpha * g[1];
+      k[6] += alpha * g[2];
     }
   }
 }
@@ -287,25 +321,19 @@ void hn_wino_apply(const hn_conv_tile *t, int cout, int cin, const hn_real *U, c
             const hn_real *mr = m + (size_t)(r * 6) * plane;
 #pragma omp simd
             for (int i = 0; i < n; i++) {
-              const hn_real m0 = mr[i], m1 = mr[plane + i], m2 = mr[2 * plane + i], m3 = mr[3 * plane + i],
-                            m4 = mr[4 * plane + i], m5 = mr[5 * plane + i];
-              const hn_real s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
-              tmp[r][0][i] = m0 + s12 + s34;
-              tmp[r][1][i] = d12 + 2 * d34;
-              tmp[r][2][i] = s12 + 4 * s34;
-              tmp[r][3][i] = d12 + 8 * d34 + m5;
+              const hn_real e[6] = {mr[i], mr[plane + i], mr[2 * plane + i], mr[3 * plane + i], mr[4 * plane + i],
+                                    mr[5 * plane + i]};
+              hn_real *out = &tmp[r][0][i];
+              AT4(e, out, CB);
             }
           }
           for (int c = 0; c < 4; c++) { /* down column c: A^T (M A) */
             hn_real *o = out0 + (size_t)c * cout + o0;
 #pragma omp simd
             for (int i = 0; i < n; i++) {
-              const hn_real s12 = tmp[1][c][i] + tmp[2][c][i], d12 = tmp[1][c][i] - tmp[2][c][i],
-                            s34 = tmp[3][c][i] + tmp[4][c][i], d34 = tmp[3][c][i] - tmp[4][c][i];
-              o[i] = tmp[0][c][i] + s12 + s34;
-              o[row + i] = d12 + 2 * d34;
-              o[2 * row + i] = s12 + 4 * s34;
-              o[3 * row + i] = d12 + 8 * d34 + tmp[5][c][i];
+              const hn_real e[6] = {tmp[0][c][i], tmp[1][c][i], tmp[2][c][i], tmp[3][c][i], tmp[4][c][i], tmp[5][c][i]};
+              hn_real *out = o + i;
+              AT4(e, out, row);
             }
           }
         }
@@ -335,14 +363,9 @@ static void output_adjoint(const hn_conv_tile *t, int cout, const hn_real *G, in
             const hn_real *g = g0 + (size_t)c * cout + o0;
 #pragma omp simd
             for (int i = 0; i < n; i++) {
-              const hn_real a0 = g[i], a1 = g[row + i], a2 = g[2 * row + i], a3 = g[3 * row + i];
-              const hn_real s02 = a0 + a2, s13 = a1 + a3;
-              tmp[0][c][i] = a0;
-              tmp[1][c][i] = s02 + s13;
-              tmp[2][c][i] = s02 - s13;
-              tmp[3][c][i] = a0 + 2 * a1 + 4 * a2 + 8 * a3;
-              tmp[4][c][i] = a0 - 2 * a1 + 4 * a2 - 8 * a3;
-              tmp[5][c][i] = a3;
+              const hn_real e[4] = {g[i], g[row + i], g[2 * row + i], g[3 * row + i]};
+              hn_real *out = &tmp[0][c][i];
+              A6(e, out, 4 * CB);
             }
           }
           hn_real *v = Gbar + p * cout + o0;
@@ -350,14 +373,9 @@ static void output_adjoint(const hn_conv_tile *t, int cout, const hn_real *G, in
             hn_real *vr = v + (size_t)(r * 6) * plane;
 #pragma omp simd
             for (int i = 0; i < n; i++) {
-              const hn_real a0 = tmp[r][0][i], a1 = tmp[r][1][i], a2 = tmp[r][2][i], a3 = tmp[r][3][i];
-              const hn_real s02 = a0 + a2, s13 = a1 + a3;
-              vr[i] = a0;
-              vr[plane + i] = s02 + s13;
-              vr[2 * plane + i] = s02 - s13;
-              vr[3 * plane + i] = a0 + 2 * a1 + 4 * a2 + 8 * a3;
-              vr[4 * plane + i] = a0 - 2 * a1 + 4 * a2 - 8 * a3;
-              vr[5 * plane + i] = a3;
+              const hn_real e[4] = {tmp[r][0][i], tmp[r][1][i], tmp[r][2][i], tmp[r][3][i]};
+              hn_real *out = vr + i;
+              A6(e, out, plane);
             }
           }
         }

@@ -55,7 +55,6 @@ struct hn_convnet_ws {
   hn_real *gap, *logits; /* [c_last][B], [B][C] */
   hn_real *kt, *ka;      /* per layer: flipped kernel; antisym: A_j = K_j - flip(K_j) (kt: flip(A_j)) */
   size_t *kofs;          /* [depth]: offset of layer j's kernel in kt / ka */
-  hn_conv_algorithm algorithm;
   int winograd[HN_MAX_STAGES]; /* stage s computes its products by Winograd (hamnet/conv.h) */
   hn_real *ku;                 /* per layer of a Winograd stage: U then Ut (hn_wino_kernel of K / A, Kt) */
   size_t *kuofs;               /* [depth]: offset of layer j's U in ku */
@@ -268,7 +267,6 @@ int hn_convnet_ws_set_algorithm(hn_convnet_ws *ws, hn_conv_algorithm a) {
   ws->scratch_bytes -= ws->ku_bytes;
   ws->ku = NULL;
   ws->ku_bytes = 0;
-  ws->algorithm = a;
   if (total > 0) {
     ws->ku = hn_alloc(total, sizeof(hn_real), HN_MEM_PARAMS, "Winograd-transformed kernels");
     if (!ws->ku) {
