@@ -43,6 +43,12 @@ typedef struct {
   int width;            /* n */
   hn_activation act;
   hn_real h;            /* step size T / N */
+  /* Optional (NULL: none): called by the backward steps between their GEMMs, on the calling
+   * thread. The trainer lets the gradient allreduces in flight progress there: Open MPI
+   * advances non-blocking collectives only inside MPI calls, and one call per layer leaves
+   * each bucket several layers behind. */
+  void (*between)(void *ctx);
+  void *between_ctx;
 } hn_step;
 
 /* C = alpha op(A) op(B) + beta C, row-major, op = transpose when trans != 0. */

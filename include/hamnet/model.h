@@ -159,7 +159,9 @@ typedef struct {
 } hn_probe;
 
 /* Called during the backward pass each time a suffix of the gradient buffer is final for
- * this batch: grads[first_final .. n_params) will not change any more. */
+ * this batch: grads[first_final .. n_params) will not change any more. Also called again with
+ * the value of its last call (nothing new final) between the GEMMs of a layer, so that the
+ * callee can let communication in flight progress. */
 typedef void (*hn_grad_ready_fn)(void *ctx, size_t first_final);
 
 /* Forward and backward pass over one batch X [B][F] with labels y. ACCUMULATES

@@ -24,6 +24,14 @@
 /* Threading only pays above a few thousand elements. */
 #define HN_PAR_MIN 8192
 
+/* Between the GEMMs of a backward step: the caller's hook (hn_step.between), if any - the
+ * trainer lets non-blocking gradient allreduces progress there. Always on the calling thread,
+ * outside parallel regions. */
+static void between_gemms(const hn_step *s) {
+  if (s->between)
+    s->between(s->between_ctx);
+}
+
 /* The columns [lo, hi) of an n-column array that this thread of the current team owns: equal
  * shares in whole blocks of 16 elements (a 64-byte cache line of floats). */
 static void team_columns(int n, int *lo, int *hi) {
@@ -72,6 +80,7 @@ void hn_euler_backward(const hn_step *s, const hn_real *A, const hn_real *b, con
   const hn_activation act = s->act;
   hn_real *U = work, *D = work + (size_t)B * n;
   hn_gemm(NT, B, n, n, 1, Y, n, A, n, 0, U, n);
+  between_gemms(s);
   const long total = (long)B * n;
 #pragma omp parallel if (total > HN_PAR_MIN)
   {
@@ -90,6 +99,7 @@ void hn_euler_backward(const hn_step *s, const hn_real *A, const hn_real *b, con
     }
   }
   hn_gemm(NN, B, n, n, 1, D, n, A, n, 1, G, n);  /* G += D A    (A^T d per sample) */
+  between_gemms(s);
   hn_gemm(TN, n, n, B, 1, D, n, Y, n, 1, dA, n); /* dA += D^T Y (sum_i d_i y_i^T)  */
 }
 
@@ -115,6 +125,7 @@ void hn_euler_backward_saved(const hn_step *s, const hn_real *A, const hn_real *
     }
   }
   hn_gemm(NN, B, n, n, 1, D, n, A, n, 1, G, n);
+  between_gemms(s);
   hn_gemm(TN, n, n, B, 1, D, n, Y, n, 1, dA, n);
 }
 
@@ -174,6 +185,7 @@ void hn_ham_backward(const hn_step *s, const hn_real *K, const hn_real *b, const
   const long total = (long)B * n;
   /* second half-step y1 = y0 + h s(K z1 + b): its inverse and its adjoint from one GEMM */
   hn_gemm(NT, B, n, n, 1, Z1, n, K, n, 0, V, n);
+  between_gemms(s);
 #pragma omp parallel if (total > HN_PAR_MIN)
   {
     int lo, hi;
@@ -193,9 +205,12 @@ void hn_ham_backward(const hn_step *s, const hn_real *K, const hn_real *b, const
     }
   }
   hn_gemm(NN, B, n, n, 1, D, n, K, n, 1, Gz, n);  /* gz += K^T dv */
+  between_gemms(s);
   hn_gemm(TN, n, n, B, 1, D, n, Z1, n, 1, dK, n); /* dK += dv z1^T */
+  between_gemms(s);
   /* first half-step z1 = z0 - h s(K^T y0 + b) */
   hn_gemm(NN, B, n, n, 1, Y0, n, K, n, 0, V, n);
+  between_gemms(s);
   const int want_z0 = recompute && Z0;
 #pragma omp parallel if (total > HN_PAR_MIN)
   {
@@ -216,6 +231,7 @@ void hn_ham_backward(const hn_step *s, const hn_real *K, const hn_real *b, const
     }
   }
   hn_gemm(NT, B, n, n, 1, D, n, K, n, 1, Gy, n);  /* gy += K du */
+  between_gemms(s);
   hn_gemm(TN, n, n, B, 1, Y0, n, D, n, 1, dK, n); /* dK += y0 du^T */
 }
 
@@ -243,7 +259,9 @@ void hn_ham_backward_saved(const hn_step *s, const hn_real *K, const hn_real *Y0
     }
   }
   hn_gemm(NN, B, n, n, 1, D, n, K, n, 1, Gz, n);  /* gz += K^T dv */
+  between_gemms(s);
   hn_gemm(TN, n, n, B, 1, D, n, Z1, n, 1, dK, n); /* dK += dv z1^T */
+  between_gemms(s);
   /* first half-step: du = -h gz s'(K^T y0 + b) */
 #pragma omp parallel if (total > HN_PAR_MIN)
   {
@@ -261,6 +279,7 @@ void hn_ham_backward_saved(const hn_step *s, const hn_real *K, const hn_real *Y0
     }
   }
   hn_gemm(NT, B, n, n, 1, D, n, K, n, 1, Gy, n);  /* gy += K du */
+  between_gemms(s);
   hn_gemm(TN, n, n, B, 1, Y0, n, D, n, 1, dK, n); /* dK += y0 du^T */
 }
 
@@ -317,7 +336,9 @@ void hn_leap_backward(const hn_step *s, const hn_real *K, const hn_real *b, cons
   hn_real *S = work, *W = work + (size_t)B * n;
   const long total = (long)B * n;
   hn_gemm(NT, B, n, n, 1, Y, n, K, n, 0, S, n); /* K y */
+  between_gemms(s);
   hn_gemm(NT, B, n, n, 1, P, n, K, n, 0, W, n); /* K p */
+  between_gemms(s);
 #pragma omp parallel if (total > HN_PAR_MIN)
   {
     int lo, hi;
@@ -334,7 +355,9 @@ void hn_leap_backward(const hn_step *s, const hn_real *K, const hn_real *b, cons
     }
   }
   hn_gemm(TN, n, n, B, -h2, S, n, P, n, 1, dK, n); /* dK -= h^2 s p^T */
+  between_gemms(s);
   hn_gemm(TN, n, n, B, -h2, W, n, Y, n, 1, dK, n); /* dK -= h^2 w y^T */
+  between_gemms(s);
   if (Yprev_out) {
 #pragma omp parallel for if (total > HN_PAR_MIN) schedule(static)
     for (int i = 0; i < B; i++) {
@@ -344,6 +367,7 @@ void hn_leap_backward(const hn_step *s, const hn_real *K, const hn_real *b, cons
         Yprev_out[o + c] = 2 * Y[o + c] - Ynext[o + c];
     }
     hn_gemm(NN, B, n, n, -h2, S, n, K, n, 1, Yprev_out, n);
+    between_gemms(s);
   }
   leap_adjoint_shift(B, n, P, Q);
   hn_gemm(NN, B, n, n, -h2, W, n, K, n, 1, P, n); /* p -= h^2 K^T w */
@@ -357,6 +381,7 @@ void hn_leap_backward_saved(const hn_step *s, const hn_real *K, const hn_real *Y
   hn_real *W = work;
   const long total = (long)B * n;
   hn_gemm(NT, B, n, n, 1, P, n, K, n, 0, W, n); /* K p */
+  between_gemms(s);
 #pragma omp parallel if (total > HN_PAR_MIN)
   {
     int lo, hi;
@@ -373,7 +398,9 @@ void hn_leap_backward_saved(const hn_step *s, const hn_real *K, const hn_real *Y
     }
   }
   hn_gemm(TN, n, n, B, -h2, S, n, P, n, 1, dK, n); /* dK -= h^2 s p^T */
+  between_gemms(s);
   hn_gemm(TN, n, n, B, -h2, W, n, Y, n, 1, dK, n); /* dK -= h^2 w y^T */
+  between_gemms(s);
   leap_adjoint_shift(B, n, P, Q);
   hn_gemm(NN, B, n, n, -h2, W, n, K, n, 1, P, n); /* p -= h^2 K^T w */
 }

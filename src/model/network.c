@@ -20,7 +20,9 @@
  *           tile's layers together, so its backward pass reads contiguous memory). Each thread
  *           accumulates into its own copy of the gradient; the copies are added in thread order
  *           at the end (deterministic for a given thread count), so no gradient is final before
- *           then: the grad-ready callback is called once, with 0, at the end.
+ *           then: the grad-ready callback is called once, with 0, at the end. One thread (one
+ *           rank per core) accumulates into m->grads itself: the callback then fires per layer
+ *           during the backward pass of the last tile.
  * Both give the same results up to rounding (tests/unit/test_narrow.c); probes (diagnostics)
  * always take the wide path. */
 #include <math.h>
@@ -326,7 +328,7 @@ static void probe_g(hn_probe *p, int j, const hn_real *g, size_t count) {
 }
 
 static hn_step make_step(const hn_layout *L, int B) {
-  hn_step s = {B, L->spec.width, L->spec.activation, L->h};
+  hn_step s = {.batch = B, .width = L->spec.width, .act = L->spec.activation, .h = L->h};
   return s;
 }
 
@@ -504,11 +506,42 @@ static void notify(hn_grad_ready_fn ready, void *ctx, size_t first_final) {
     ready(ctx, first_final);
 }
 
+/* The grad-ready callback as the backward passes use it: `final_from` is what it was last told,
+ * told again between a layer step's GEMMs (hn_step.between) so that communication in flight
+ * progresses during the step, not only once per layer. */
+typedef struct {
+  hn_grad_ready_fn ready;
+  void *ctx;
+  size_t final_from;
+} ready_state;
+
+static void ready_again(void *p) {
+  ready_state *r = p;
+  r->ready(r->ctx, r->final_from);
+}
+
+/* The layer step of a backward pass (the classifier's gradient already announced final). */
+static hn_step backward_step(const hn_layout *L, int B, ready_state *r) {
+  hn_step s = make_step(L, B);
+  r->final_from = L->off_cls_W;
+  if (r->ready) {
+    s.between = ready_again;
+    s.between_ctx = r;
+  }
+  return s;
+}
+
+static void layer_final(ready_state *r, const hn_layout *L, int j) {
+  r->final_from = L->off_layers + (size_t)j * L->layer_size;
+  notify(r->ready, r->ctx, r->final_from);
+}
+
 static void backward_euler(hn_model *m, hn_workspace *ws, int B, hn_grad_ready_fn ready, void *ctx,
                            hn_probe *probe) {
   const hn_layout *L = &m->layout;
   const int N = L->spec.depth, n = L->spec.width;
-  const hn_step st = make_step(L, B);
+  ready_state rs = {ready, ctx, 0};
+  const hn_step st = backward_step(L, B, &rs);
   for (int j = N - 1; j >= 0; j--) {
     const hn_real *K = hn_layer_K(L, m->params, j);
     hn_real *dK = hn_layer_K(L, m->grads, j), *db = hn_layer_b(L, m->grads, j);
@@ -523,7 +556,7 @@ static void backward_euler(hn_model *m, hn_workspace *ws, int B, hn_grad_ready_f
       hn_euler_backward_saved(&st, K, stored(ws, ws->states, j), deriv(ws, j), ws->gy, dK, db, ws->work);
     }
     probe_g(probe, j, ws->gy, (size_t)B * n);
-    notify(ready, ctx, L->off_layers + (size_t)j * L->layer_size);
+    layer_final(&rs, L, j);
   }
 }
 
@@ -539,7 +572,8 @@ static void backward_hamiltonian(hn_model *m, hn_workspace *ws, int B, hn_grad_r
   const hn_layout *L = &m->layout;
   const int N = L->spec.depth, n = L->spec.width;
   const size_t cnt = (size_t)B * n;
-  const hn_step st = make_step(L, B);
+  ready_state rs = {ready, ctx, 0};
+  const hn_step st = backward_step(L, B, &rs);
   memset(ws->gz, 0, cnt * sizeof(hn_real)); /* z_N does not reach the loss */
   int a = N & 1;                            /* ring slot holding state N (reversible) */
   double worst = 0;
@@ -568,7 +602,7 @@ static void backward_hamiltonian(hn_model *m, hn_workspace *ws, int B, hn_grad_r
       a = 1 - a;
     }
     probe_g(probe, j, ws->gy, cnt);
-    notify(ready, ctx, L->off_layers + (size_t)j * L->layer_size);
+    layer_final(&rs, L, j);
   }
   if (ws->reversible)
     stats->recon_error = worst;
@@ -579,7 +613,8 @@ static void backward_leapfrog(hn_model *m, hn_workspace *ws, int B, hn_grad_read
   const hn_layout *L = &m->layout;
   const int N = L->spec.depth, n = L->spec.width;
   const size_t cnt = (size_t)B * n;
-  const hn_step st = make_step(L, B);
+  ready_state rs = {ready, ctx, 0};
+  const hn_step st = backward_step(L, B, &rs);
   hn_real *P = ws->gy, *Q = ws->gz;
   memset(Q, 0, cnt * sizeof(hn_real)); /* y_{N-1} reaches the loss only through y_N */
   double worst = 0;
@@ -613,7 +648,7 @@ static void backward_leapfrog(hn_model *m, hn_workspace *ws, int B, hn_grad_read
         s += ((double)P[i] + Q[i]) * ((double)P[i] + Q[i]);
       probe->g_norm2[j] += s;
     }
-    notify(ready, ctx, L->off_layers + (size_t)j * L->layer_size);
+    layer_final(&rs, L, j);
   }
   /* y_{-1} = y_0: both slots of the pair state feed y_0's adjoint */
   for (size_t i = 0; i < cnt; i++)
@@ -774,7 +809,7 @@ static hn_real *tile_forward(const hn_model *m, hn_workspace *ws, tile_scratch *
   const hn_layout *L = &m->layout;
   const int N = L->spec.depth, n = L->spec.width, first = k * TILE;
   const int valid = B - first < TILE ? B - first : TILE;
-  const hn_step st = {TILE, n, L->spec.activation, L->h};
+  const hn_step st = {.batch = TILE, .width = n, .act = L->spec.activation, .h = L->h};
   const int keep = train && !ws->reversible, ck = train && ws->reversible, stride = ws->stride;
   hn_real *y = t->y, *z = t->z;
   tile_opening(L, m->params, X, first, valid, t, y);
@@ -821,11 +856,14 @@ static hn_real *tile_forward(const hn_model *m, hn_workspace *ws, tile_scratch *
 
 /* Backward through all layers for tile k, from t->gy = dL/dy_N (t->gz zeroed here); yN and
  * other as returned by tile_forward. Gradients go to the thread's accumulator; on exit t->gy
- * holds dL/dy_0 (leapfrog: both slots of the pair state added). */
-static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, int k, hn_real *yN, hn_real *other) {
+ * holds dL/dy_0 (leapfrog: both slots of the pair state added). `ready` (NULL: none) is told
+ * after each layer that its gradient is final: the caller passes it only for the last tile of
+ * a pass whose one thread accumulates straight into m->grads. */
+static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, int k, hn_real *yN, hn_real *other,
+                          hn_grad_ready_fn ready, void *ready_ctx) {
   const hn_layout *L = &m->layout;
   const int N = L->spec.depth, n = L->spec.width, stride = ws->stride;
-  const hn_step st = {TILE, n, L->spec.activation, L->h};
+  const hn_step st = {.batch = TILE, .width = n, .act = L->spec.activation, .h = L->h};
   const int keep = !ws->reversible;
   hn_real *g = t->acc, *gy = t->gy, *gz = t->gz;
   memset(gz, 0, (size_t)n * TILE * sizeof(hn_real));
@@ -838,9 +876,11 @@ static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, 
         hn_ham_tile_backward_saved(&st, K, layer_Kt(ws, j), saved_state(ws, ws->states, j, k),
                                    saved_state(ws, ws->zstates, j + 1, k), saved_deriv(ws, 2 * j, k),
                                    saved_deriv(ws, 2 * j + 1, k), gy, gz, dK, db, t->work);
+        notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
         continue;
       }
       hn_ham_tile_backward(&st, K, layer_Kt(ws, j), hn_layer_b(L, m->params, j), y, z, gy, gz, dK, db, t->work);
+      notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
       if (stride > 0 && j % stride == 0)
         tile_recon(t, j / stride, y, z, tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k),
                    tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), n, 1);
@@ -858,9 +898,11 @@ static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, 
     if (keep) {
       hn_leap_tile_backward_saved(&st, K, layer_Kt(ws, j), saved_state(ws, ws->states, j, k), saved_deriv(ws, j, k),
                                   gy, gz, dK, db, t->work);
+      notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
       continue;
     }
     hn_leap_tile_backward(&st, K, layer_Kt(ws, j), hn_layer_b(L, m->params, j), prev, cur, gy, gz, dK, db, t->work);
+    notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
     if (stride > 0 && j % stride == 0)
       tile_recon(t, j / stride, prev, cur, tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k),
                  tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), n, 1);
@@ -883,9 +925,13 @@ static int narrow_threads(const hn_workspace *ws, int tiles) {
 }
 
 /* Forward (and with `train` backward) pass of the narrow path: thread i of P takes tiles
- * [tiles i / P, tiles (i+1) / P). Returns the number of threads that ran. */
+ * [tiles i / P, tiles (i+1) / P). Returns the number of threads that ran. With one thread the
+ * gradients accumulate straight into m->grads, so each layer's is final once the last tile has
+ * passed it: `ready` is then called per layer during the last tile's backward pass (the
+ * allreduce of the first buckets overlaps the rest of that tile); with several threads the
+ * copies are only added up at the end (narrow_train), and `ready` is not called here. */
 static int narrow_pass(hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *labels, int B, int train,
-                       hn_real loss_scale) {
+                       hn_real loss_scale, hn_grad_ready_fn ready, void *ready_ctx) {
   const hn_layout *L = &m->layout;
   const int tiles = (B + TILE - 1) / TILE, C = L->spec.n_classes;
   const int n_recon = ws->n_ck > 0 ? ws->n_ck : 1;
@@ -907,14 +953,18 @@ static int narrow_pass(hn_model *m, hn_workspace *ws, const hn_real *X, const in
     }
     t->loss_sum = 0;
     t->correct = 0;
-    for (int k = (int)((long)tiles * id / P); k < (int)((long)tiles * (id + 1) / P); k++) {
+    const int k_end = (int)((long)tiles * (id + 1) / P);
+    for (int k = (int)((long)tiles * id / P); k < k_end; k++) {
       const int first = k * TILE, valid = B - first < TILE ? B - first : TILE;
+      const int final_tile = train && P == 1 && k == k_end - 1;
       hn_real *other = NULL;
       hn_real *yN = tile_forward(m, ws, t, k, X, B, train, &other);
       tile_classifier(L, m->params, ws->Wt, train ? t->acc : NULL, yN, valid, labels ? labels + first : NULL,
                       loss_scale, t, t->gy);
+      if (final_tile)
+        notify(ready, ready_ctx, L->off_cls_W);
       if (train) {
-        tile_backward(m, ws, t, k, yN, other);
+        tile_backward(m, ws, t, k, yN, other, final_tile ? ready : NULL, ready_ctx);
         tile_opening_backward(L, t->acc, t, t->gy);
       } else {
         for (int s = 0; s < valid; s++)
@@ -927,9 +977,9 @@ static int narrow_pass(hn_model *m, hn_workspace *ws, const hn_real *X, const in
 }
 
 static void narrow_train(hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *labels, int B,
-                         hn_real loss_scale, hn_batch_stats *stats) {
+                         hn_real loss_scale, hn_grad_ready_fn ready, void *ready_ctx, hn_batch_stats *stats) {
   const hn_layout *L = &m->layout;
-  const int P = narrow_pass(m, ws, X, labels, B, 1, loss_scale);
+  const int P = narrow_pass(m, ws, X, labels, B, 1, loss_scale, ready, ready_ctx);
   /* the threads' gradients, added in thread order: the same bits for the same thread count */
   const long np = (long)L->n_params;
   hn_real *g = m->grads;
@@ -965,7 +1015,7 @@ static void narrow_train(hn_model *m, hn_workspace *ws, const hn_real *X, const 
 
 static void narrow_evaluate(const hn_model *m, hn_workspace *ws, const hn_real *X, const int32_t *labels, int B,
                             hn_batch_stats *stats) {
-  const int P = narrow_pass((hn_model *)m, ws, X, labels, B, 0, 0);
+  const int P = narrow_pass((hn_model *)m, ws, X, labels, B, 0, 0, NULL, NULL);
   for (int id = 0; id < P; id++) {
     stats->loss_sum += ws->thr[id].loss_sum;
     stats->correct += ws->thr[id].correct;
@@ -995,8 +1045,8 @@ int hn_model_train_batch(hn_model *m, hn_workspace *ws, const hn_real *X, const 
   const hn_layout *L = &m->layout;
   memset(stats, 0, sizeof *stats);
   if (ws->narrow && !probe) {
-    narrow_train(m, ws, X, y, B, loss_scale, stats);
-    notify(ready, ready_ctx, 0); /* no gradient is final before the last tile */
+    narrow_train(m, ws, X, y, B, loss_scale, ready, ready_ctx, stats);
+    notify(ready, ready_ctx, 0);
     return HN_OK;
   }
   const hn_real *yN = forward(m, ws, X, B, 1, probe);

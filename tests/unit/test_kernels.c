@@ -135,7 +135,7 @@ static hn_real *transposed(const hn_real *K, int n) {
 
 static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
   const size_t bn = (size_t)B * n, nn = (size_t)n * n, tn = (size_t)n * T;
-  hn_step s = {B, n, act, (hn_real)0.3};
+  hn_step s = {.batch = B, .width = n, .act = act, .h = (hn_real)0.3};
   hn_real *K = hn_test_rnd(nn, r, 1.0 / sqrt(n)), *b = hn_test_rnd(n, r, 0.3), *Kt = transposed(K, n);
   hn_real *Y = hn_test_rnd(bn, r, 1), *Z = hn_test_rnd(bn, r, 1), *G = hn_test_rnd(bn, r, 1), *H = hn_test_rnd(bn, r, 1);
   hn_real *rwork = malloc(HN_STEP_WORK(B, n) * sizeof(hn_real) + 64);
@@ -261,7 +261,7 @@ static void check_tile(int B, int n, hn_activation act, hn_rng *r) {
 
 static void check_shape(int B, int n, hn_activation act, hn_rng *r) {
   const size_t bn = (size_t)B * n, nn = (size_t)n * n;
-  hn_step s = {B, n, act, (hn_real)0.3};
+  hn_step s = {.batch = B, .width = n, .act = act, .h = (hn_real)0.3};
   hn_real *K = hn_test_rnd(nn, r, 1.0 / sqrt(n)), *b = hn_test_rnd(n, r, 0.3);
   hn_real *Y = hn_test_rnd(bn, r, 1), *Z = hn_test_rnd(bn, r, 1), *G = hn_test_rnd(bn, r, 1), *H = hn_test_rnd(bn, r, 1);
   hn_real *work = malloc(HN_STEP_WORK(B, n) * sizeof(hn_real) + 64);

@@ -57,16 +57,38 @@ static void teardown(problem *p) {
   free(p->y);
 }
 
+/* What the grad-ready callback was told, and (small models only: `grads` set, n_params <=
+ * SNAP_MAX) a copy of the gradient suffix it declared final, to compare with the end result. */
+#define SNAP_CALLS 64
+#define SNAP_MAX 4096
 typedef struct {
-  int calls;
+  int calls;   /* distinct announcements */
+  int repeats; /* calls that repeated the previous value (progress between GEMMs) */
   size_t first[4096];
+  const hn_real *grads;
+  size_t n_params;
+  hn_real snap[SNAP_CALLS][SNAP_MAX];
 } ready_log;
 
 static void on_ready(void *ctx, size_t first_final) {
   ready_log *log = ctx;
+  if (log->calls > 0 && log->calls <= 4096 && first_final == log->first[log->calls - 1]) {
+    log->repeats++;
+    return;
+  }
   if (log->calls < 4096)
     log->first[log->calls] = first_final;
+  if (log->grads && log->calls < SNAP_CALLS && log->n_params <= SNAP_MAX)
+    memcpy(log->snap[log->calls], log->grads + first_final, (log->n_params - first_final) * sizeof(hn_real));
   log->calls++;
+}
+
+/* Every suffix declared final was: the copies taken then equal the gradients at the end. */
+static int ready_suffixes_final(const ready_log *log, const hn_real *g) {
+  for (int c = 0; c < log->calls && c < SNAP_CALLS; c++)
+    if (memcmp(log->snap[c], g + log->first[c], (log->n_params - log->first[c]) * sizeof(hn_real)) != 0)
+      return 0;
+  return 1;
 }
 
 /* One training pass with the given path; gradients into g (n_params), logits of an evaluation
@@ -79,7 +101,7 @@ static void run(problem *p, hn_kernel_path path, int reversible, int stride, hn_
   CHECK(hn_workspace_narrow(ws) == (path == HN_KERNEL_NARROW), "path %s in use", hn_kernel_path_name(path));
   memset(p->m.grads, 0, p->m.layout.n_params * sizeof(hn_real));
   if (log)
-    log->calls = 0;
+    log->calls = log->repeats = 0;
   CHECK_OK(hn_model_train_batch(&p->m, ws, p->X, p->y, p->B, (hn_real)(1.0 / p->B), log ? on_ready : NULL, log,
                                 NULL, st));
   memcpy(g, p->m.grads, p->m.layout.n_params * sizeof(hn_real));
@@ -162,24 +184,49 @@ static void test_determinism(void) {
   omp_set_num_threads(max_threads);
 }
 
-/* Wide: the classifier first, then layer N-1 ... 0, then everything (0); narrow: 0 once. */
-static void test_grad_ready(void) {
-  problem p;
-  setup(&p, HN_ARCH_LEAPFROG, HN_ACT_TANH, HN_OPEN_DENSE, 6, 5, 40, 3);
-  const hn_layout *L = &p.m.layout;
-  const size_t np = L->n_params;
-  hn_real *g = malloc(np * sizeof(hn_real)), *l = malloc((size_t)p.B * 4 * sizeof(hn_real));
-  hn_batch_stats st;
-  ready_log *log = calloc(1, sizeof *log);
-  run(&p, HN_KERNEL_WIDE, 1, 0, g, l, &st, log);
+/* The classifier first, then layer N-1 ... 0, then everything (0)? */
+static int ready_per_layer(const ready_log *log, const hn_layout *L) {
   int ok = log->calls == L->spec.depth + 2 && log->first[0] == L->off_cls_W && log->first[log->calls - 1] == 0;
   for (int j = 0; ok && j < L->spec.depth; j++)
     ok = log->first[1 + j] == L->off_layers + (size_t)(L->spec.depth - 1 - j) * L->layer_size;
-  CHECK(ok, "wide path: grad-ready per layer, last to first, then 0 (%d calls)", log->calls);
-  run(&p, HN_KERNEL_NARROW, 1, 0, g, l, &st, log);
-  CHECK(log->calls == 1 && log->first[0] == 0, "narrow path: grad-ready once, with 0 (%d calls)", log->calls);
-  free(g), free(l), free(log);
-  teardown(&p);
+  return ok;
+}
+
+/* Wide path, and the narrow path on one thread (during its last tile): the classifier first,
+ * then layer N-1 ... 0, then everything (0); the narrow path on several threads: 0 once. Each
+ * time, the suffix declared final is checked against the end result. */
+static void test_grad_ready(void) {
+  const int threads_before = omp_get_max_threads();
+  for (int arch = HN_ARCH_HAMILTONIAN; arch <= HN_ARCH_LEAPFROG; arch++)
+    for (int mode = 0; mode < 3; mode++) {
+      const char *mname = mode == 0 ? "stored" : mode == 1 ? "reversible" : "reversible+stride";
+      problem p;
+      setup(&p, (hn_arch)arch, HN_ACT_TANH, HN_OPEN_DENSE, 6, 5, 3 * HN_TILE + 7, 3);
+      const hn_layout *L = &p.m.layout;
+      const size_t np = L->n_params;
+      hn_real *g = malloc(np * sizeof(hn_real)), *l = malloc((size_t)p.B * 4 * sizeof(hn_real));
+      hn_batch_stats st;
+      ready_log *log = calloc(1, sizeof *log);
+      log->grads = p.m.grads;
+      log->n_params = np;
+      CHECK(np <= SNAP_MAX, "test model small enough for the snapshots (%zu parameters)", np);
+      run(&p, HN_KERNEL_WIDE, mode > 0, mode == 2 ? 2 : 0, g, l, &st, log);
+      CHECK(ready_per_layer(log, L) && ready_suffixes_final(log, g) && log->repeats > 0,
+            "%s %s, wide path: grad-ready per layer, last to first, then 0, each suffix final (%d calls, "
+            "%d repeated between GEMMs)", hn_arch_name(arch), mname, log->calls, log->repeats);
+      omp_set_num_threads(1);
+      run(&p, HN_KERNEL_NARROW, mode > 0, mode == 2 ? 2 : 0, g, l, &st, log);
+      CHECK(ready_per_layer(log, L) && ready_suffixes_final(log, g),
+            "%s %s, narrow path, 1 thread: grad-ready per layer during the last tile, each suffix final (%d calls)",
+            hn_arch_name(arch), mname, log->calls);
+      omp_set_num_threads(2);
+      run(&p, HN_KERNEL_NARROW, mode > 0, mode == 2 ? 2 : 0, g, l, &st, log);
+      CHECK(log->calls == 1 && log->first[0] == 0 && ready_suffixes_final(log, g),
+            "%s %s, narrow path, 2 threads: grad-ready once, with 0 (%d calls)", hn_arch_name(arch), mname, log->calls);
+      omp_set_num_threads(threads_before);
+      free(g), free(l), free(log);
+      teardown(&p);
+    }
 }
 
 static void test_choice(void) {
