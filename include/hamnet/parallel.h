@@ -110,8 +110,10 @@ void hn_epoch_shard_free(hn_epoch_shard *s);
  * grad-ready callback: it starts MPI_Iallreduce on every bucket that lies entirely in the
  * finished suffix, in bucket order (the same on every rank), and tests the outstanding ones
  * with MPI_Testsome - Open MPI has no asynchronous progress thread, so a non-blocking
- * collective advances only inside MPI calls, and these tests, once per layer of the backward
- * pass, are what moves the buckets along while the next layers compute. hn_exchange_finish
+ * collective advances only inside MPI calls, and these tests - after each layer of the
+ * backward pass and between the GEMMs within it (the model calls the callback again with an
+ * unchanged value there: hn_step.between) - are what moves the buckets along while the next
+ * layers compute. hn_exchange_finish
  * starts the rest and waits. Sums: the model already scaled by 1 / global batch, so the sum
  * is the mean.
  *
