@@ -21,6 +21,7 @@
 
 #include "hamnet/kernels.h"
 #include "kernels/act.h"
+#include "kernels/transpose.h"
 
 #define T HN_TILE
 #define XT_W 64 /* columns per transposed block (HN_TILE_XT = T * XT_W) */
@@ -128,11 +129,7 @@ static void outer_acc(int rows, int cols, hn_real alpha, const hn_real *a, const
      * from hn_alloc, or data of an earlier, wider call); their sums are computed and dropped.
      * Clearing them costs as much as the useful work for widths like 8. */
     const int wv = (w + VEC - 1) / VEC * VEC;
-    for (int j = 0; j < w; j++) {
-      const hn_real *xj = x + (size_t)(j0 + j) * T;
-      for (int t = 0; t < T; t++)
-        xT[t * XT_W + j] = xj[t];
-    }
+    hn_transpose(x + (size_t)j0 * T, T, xT, XT_W, w, T, 0);
     hn_real sums[4][XT_W]; /* whole vectors of sums first, then only the w real columns added:
                             * a masked store in the simd loop is slow on some CPUs */
     int i = 0;

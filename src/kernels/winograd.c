@@ -25,14 +25,8 @@
 
 #include "hamnet/conv.h"
 #include "hamnet/kernels.h"
+#include "kernels/transpose.h"
 
-/* The sample transposes use 8x8 AVX blocks in the float build on CPUs with AVX (transpose()). */
-#if defined(__AVX__) && !defined(HN_USE_DOUBLE)
-#define HN_WINO_AVX_TRANSPOSE 1
-#include <immintrin.h>
-#else
-#define HN_WINO_AVX_TRANSPOSE 0
-#endif
 
 /* Channels per block of the per-tile transforms: their temporaries (36 vectors) stay in L1. */
 enum { CB = 64 };
@@ -177,67 +171,6 @@ static size_t sample_size(const hn_conv_tile *t, int c) {
   return (padded + dense) * (size_t)c;
 }
 
-/* dst[j ldd + i] = beta dst[j ldd + i] + src[i lds + j] for i < rows, j < cols (beta 0: plain
- * store). Why the intrinsics: a plain strided loop touches one cache line per element and was a
- * sixth of a conv net's step; 8x8 blocks transposed in AVX registers read and write whole rows.
- * Edges (and the double build, and CPUs without AVX) take the plain loop. */
-static void transpose_plain(const hn_real *src, size_t lds, hn_real *dst, size_t ldd, int i0, int i1, int j0, int j1,
-                            hn_real beta) {
-  for (int j = j0; j < j1; j++) {
-    hn_real *d = dst + (size_t)j * ldd;
-    if (beta == 0)
-      for (int i = i0; i < i1; i++)
-        d[i] = src[(size_t)i * lds + j];
-    else
-      for (int i = i0; i < i1; i++)
-        d[i] = beta * d[i] + src[(size_t)i * lds + j];
-  }
-}
-
-#if HN_WINO_AVX_TRANSPOSE
-static void transpose(const hn_real *src, size_t lds, hn_real *dst, size_t ldd, int rows, int cols, hn_real beta) {
-  const int R = rows & ~7, C = cols & ~7;
-  const __m256 vb = _mm256_set1_ps(beta);
-  for (int i0 = 0; i0 < R; i0 += 8)
-    for (int j0 = 0; j0 < C; j0 += 8) {
-      const float *s = src + (size_t)i0 * lds + j0;
-      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds), r2 = _mm256_loadu_ps(s + 2 * lds),
-             r3 = _mm256_loadu_ps(s + 3 * lds), r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds),
-             r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
-      __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-             t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-             t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-      r0 = _mm256_shuffle_ps(t0, t2, 0x44);
-      r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      r2 = _mm256_shuffle_ps(t1, t3, 0x44);
-      r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      r4 = _mm256_shuffle_ps(t4, t6, 0x44);
-      r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      r6 = _mm256_shuffle_ps(t5, t7, 0x44);
-      r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      __m256 o[8];
-      o[0] = _mm256_permute2f128_ps(r0, r4, 0x20);
-      o[1] = _mm256_permute2f128_ps(r1, r5, 0x20);
-      o[2] = _mm256_permute2f128_ps(r2, r6, 0x20);
-      o[3] = _mm256_permute2f128_ps(r3, r7, 0x20);
-      o[4] = _mm256_permute2f128_ps(r0, r4, 0x31);
-      o[5] = _mm256_permute2f128_ps(r1, r5, 0x31);
-      o[6] = _mm256_permute2f128_ps(r2, r6, 0x31);
-      o[7] = _mm256_permute2f128_ps(r3, r7, 0x31);
-      float *d = dst + (size_t)j0 * ldd + i0;
-      for (int k = 0; k < 8; k++) {
-        float *dk = d + (size_t)k * ldd;
-        _mm256_storeu_ps(dk, beta == 0 ? o[k] : _mm256_add_ps(_mm256_mul_ps(vb, _mm256_loadu_ps(dk)), o[k]));
-      }
-    }
-  transpose_plain(src, lds, dst, ldd, 0, R, C, cols, beta); /* the edges */
-  transpose_plain(src, lds, dst, ldd, R, rows, 0, cols, beta);
-}
-#else
-static void transpose(const hn_real *src, size_t lds, hn_real *dst, size_t ldd, int rows, int cols, hn_real beta) {
-  transpose_plain(src, lds, dst, ldd, 0, rows, 0, cols, beta);
-}
-#endif
 
 /* buf[((y + y0) Wb + x + x0) c + i] = map_i[y][x] for the whole map; every other position of the
  * Hb x Wb buffer is 0. Map i of the sample starts at X + i ldx. The transpose runs over the whole
@@ -257,7 +190,7 @@ static void to_sample(const hn_conv_tile *t, int c, const hn_real *X, int ldx, i
     memset(r + (size_t)(x0 + W) * c, 0, (size_t)(Wb - x0 - W) * c * sizeof(hn_real));
   }
   hn_real *dense = buf + (size_t)Hb * row;
-  transpose(X, (size_t)ldx, dense, (size_t)c, c, H * W, 0);
+  hn_transpose(X, (size_t)ldx, dense, (size_t)c, c, H * W, 0);
   for (int y = 0; y < H; y++)
     memcpy(buf + ((size_t)(y + y0) * Wb + x0) * c, dense + (size_t)y * W * c, (size_t)W * c * sizeof(hn_real));
 }
@@ -341,7 +274,7 @@ void hn_wino_apply(const hn_conv_tile *t, int cout, int cin, const hn_real *U, c
     hn_real *dense = buf + (size_t)(4 * TY) * row; /* back to the maps: Y = beta Y + out */
     for (int y = 0; y < t->H; y++)
       memcpy(dense + (size_t)y * t->W * cout, buf + (size_t)y * row, (size_t)t->W * cout * sizeof(hn_real));
-    transpose(dense, (size_t)cout, Y + (size_t)b * HW, (size_t)ldy, HW, cout, beta);
+    hn_transpose(dense, (size_t)cout, Y + (size_t)b * HW, (size_t)ldy, HW, cout, beta);
   }
 }
 
