@@ -150,10 +150,12 @@ int hn_layer_gemms(hn_arch arch, int B, int n, hn_gemm_shape *out);
 #define HN_TILE_XT (64 * HN_TILE) /* scratch of a transposed block (hn_tile_outer) */
 #define HN_TILE_WORK(n) (3 * (size_t)(n) * HN_TILE + HN_TILE_XT)
 
-/* (y, z) <- one Verlet step. d1, d2: NULL, or the derivatives s'(.) of the two half-steps [n][T]
- * are saved there (stored mode). */
-void hn_ham_tile_forward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, hn_real *y,
-                         hn_real *z, hn_real *d1, hn_real *d2, hn_real *work);
+/* (yout, zout) = one Verlet step from (y, z); yout may be y and zout may be z (in place), so
+ * that stored mode writes each step straight into the next saved slot and the other modes
+ * step in place. d1, d2: NULL, or the derivatives s'(.) of the two half-steps [n][T] are saved
+ * there (stored mode). */
+void hn_ham_tile_forward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, const hn_real *y,
+                         const hn_real *z, hn_real *yout, hn_real *zout, hn_real *d1, hn_real *d2, hn_real *work);
 /* Reversible: (y, z) = (y_{j+1}, z_{j+1}) on entry, the recomputed (y_j, z_j) on exit. */
 void hn_ham_tile_backward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, hn_real *y,
                           hn_real *z, hn_real *gy, hn_real *gz, hn_real *dK, hn_real *db, hn_real *work);
@@ -161,9 +163,10 @@ void hn_ham_tile_backward(const hn_step *s, const hn_real *K, const hn_real *Kt,
 void hn_ham_tile_backward_saved(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *y0,
                                 const hn_real *z1, const hn_real *d1, const hn_real *d2, hn_real *gy, hn_real *gz,
                                 hn_real *dK, hn_real *db, hn_real *work);
-/* y_prev (= y_{j-1}) is overwritten with y_{j+1}. S: NULL, or s(K y_j + b) is saved there. */
+/* yout = y_{j+1} from y = y_j and yprev = y_{j-1}; yout may be yprev (in place). S: NULL, or
+ * s(K y_j + b) is saved there. */
 void hn_leap_tile_forward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, const hn_real *y,
-                          hn_real *yprev, hn_real *S, hn_real *work);
+                          const hn_real *yprev, hn_real *yout, hn_real *S, hn_real *work);
 /* Reversible: y = y_j; ynext = y_{j+1} on entry, the recomputed y_{j-1} on exit. P, Q as in
  * hn_leap_backward. */
 void hn_leap_tile_backward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, const hn_real *y,

@@ -178,25 +178,27 @@ static void rowsum_acc(int rows, hn_real alpha, const hn_real *a, hn_real *restr
 /* ---------------------------------------------------------------------------------------- */
 /* Hamiltonian (Verlet) */
 
-void hn_ham_tile_forward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, hn_real *restrict y,
-                         hn_real *restrict z, hn_real *restrict d1, hn_real *restrict d2, hn_real *work) {
+/* (yout, zout may alias y, z: every loop reads and writes the same element only) */
+void hn_ham_tile_forward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, const hn_real *y,
+                         const hn_real *z, hn_real *yout, hn_real *zout, hn_real *restrict d1, hn_real *restrict d2,
+                         hn_real *work) {
   const int n = s->width, nt = n * T;
   const hn_real h = s->h;
   const hn_activation act = s->act;
   hn_real *u = work;
-  tile_mm(n, n, Kt, n, y, b, 0, u); /* z <- z - h s(K^T y + b) */
+  tile_mm(n, n, Kt, n, y, b, 0, u); /* z+ = z - h s(K^T y + b) */
 #pragma omp simd
   for (int i = 0; i < nt; i++) {
     hn_real v = act_value(act, u[i]);
-    z[i] -= h * v;
+    zout[i] = z[i] - h * v;
     if (d1)
       d1[i] = act_deriv_from_value(act, v);
   }
-  tile_mm(n, n, K, n, z, b, 0, u); /* y <- y + h s(K z + b) */
+  tile_mm(n, n, K, n, zout, b, 0, u); /* y+ = y + h s(K z+ + b) */
 #pragma omp simd
   for (int i = 0; i < nt; i++) {
     hn_real v = act_value(act, u[i]);
-    y[i] += h * v;
+    yout[i] = y[i] + h * v;
     if (d2)
       d2[i] = act_deriv_from_value(act, v);
   }
@@ -257,7 +259,7 @@ void hn_ham_tile_backward_saved(const hn_step *s, const hn_real *K, const hn_rea
 /* leapfrog */
 
 void hn_leap_tile_forward(const hn_step *s, const hn_real *K, const hn_real *Kt, const hn_real *b, const hn_real *y,
-                          hn_real *restrict yprev, hn_real *S, hn_real *work) {
+                          const hn_real *yprev, hn_real *yout, hn_real *S, hn_real *work) {
   const int n = s->width, nt = n * T;
   const hn_real h2 = s->h * s->h;
   const hn_activation act = s->act;
@@ -269,7 +271,7 @@ void hn_leap_tile_forward(const hn_step *s, const hn_real *K, const hn_real *Kt,
   tile_mm(n, n, Kt, n, sg, NULL, 0, u); /* y_{j+1} = 2 y - y_{j-1} - h^2 K^T s, over y_{j-1} */
 #pragma omp simd
   for (int i = 0; i < nt; i++)
-    yprev[i] = 2 * y[i] - yprev[i] - h2 * u[i];
+    yout[i] = 2 * y[i] - yprev[i] - h2 * u[i];
 }
 
 /* Shared by both leapfrog backward steps once s and w = s'(K y + b) (K p) are known:

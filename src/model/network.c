@@ -815,22 +815,36 @@ static hn_real *tile_forward(const hn_model *m, hn_workspace *ws, tile_scratch *
   tile_opening(L, m->params, X, first, valid, t, y);
   if (ck)
     copy_tile(tile_block(ws, ws->y0_saved, k), y, n);
+  if (keep) { /* stored: each step reads slot j of the tile's saved states and writes slot j + 1 */
+    hn_real *ys = ws->states, *zs = ws->zstates;
+    copy_tile(saved_state(ws, ys, 0, k), y, n);
+    if (L->spec.arch == HN_ARCH_HAMILTONIAN) {
+      memset(saved_state(ws, zs, 0, k), 0, (size_t)n * TILE * sizeof(hn_real));
+      for (int j = 0; j < N; j++)
+        hn_ham_tile_forward(&st, hn_layer_K(L, m->params, j), layer_Kt(ws, j), hn_layer_b(L, m->params, j),
+                            saved_state(ws, ys, j, k), saved_state(ws, zs, j, k), saved_state(ws, ys, j + 1, k),
+                            saved_state(ws, zs, j + 1, k), saved_deriv(ws, 2 * j, k), saved_deriv(ws, 2 * j + 1, k),
+                            t->work);
+      *other = saved_state(ws, zs, N, k);
+      return saved_state(ws, ys, N, k);
+    }
+    for (int j = 0; j < N; j++) /* leapfrog: y_{-1} = y_0 */
+      hn_leap_tile_forward(&st, hn_layer_K(L, m->params, j), layer_Kt(ws, j), hn_layer_b(L, m->params, j),
+                           saved_state(ws, ys, j, k), saved_state(ws, ys, j > 0 ? j - 1 : 0, k),
+                           saved_state(ws, ys, j + 1, k), saved_deriv(ws, j, k), t->work);
+    *other = saved_state(ws, ys, N - 1, k);
+    return saved_state(ws, ys, N, k);
+  }
   if (L->spec.arch == HN_ARCH_HAMILTONIAN) {
     memset(z, 0, (size_t)n * TILE * sizeof(hn_real));
     for (int j = 0; j < N; j++) {
-      if (keep) {
-        copy_tile(saved_state(ws, ws->states, j, k), y, n);
-        copy_tile(saved_state(ws, ws->zstates, j, k), z, n);
-      } else if (ck && stride > 0 && j % stride == 0) {
+      if (ck && stride > 0 && j % stride == 0) {
         copy_tile(tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k), y, n);
         copy_tile(tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), z, n);
       }
-      hn_ham_tile_forward(&st, hn_layer_K(L, m->params, j), layer_Kt(ws, j), hn_layer_b(L, m->params, j), y, z,
-                          keep ? saved_deriv(ws, 2 * j, k) : NULL,
-                          keep ? saved_deriv(ws, 2 * j + 1, k) : NULL, t->work);
+      hn_ham_tile_forward(&st, hn_layer_K(L, m->params, j), layer_Kt(ws, j), hn_layer_b(L, m->params, j), y, z, y, z,
+                          NULL, NULL, t->work);
     }
-    if (keep)
-      copy_tile(saved_state(ws, ws->zstates, N, k), z, n);
     *other = z;
     return y;
   }
@@ -838,14 +852,12 @@ static hn_real *tile_forward(const hn_model *m, hn_workspace *ws, tile_scratch *
   hn_real *cur = y, *prev = z;
   copy_tile(prev, cur, n); /* y_{-1} = y_0 */
   for (int j = 0; j < N; j++) {
-    if (keep) {
-      copy_tile(saved_state(ws, ws->states, j, k), cur, n);
-    } else if (ck && stride > 0 && j % stride == 0) {
+    if (ck && stride > 0 && j % stride == 0) {
       copy_tile(tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k), cur, n);
       copy_tile(tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), prev, n);
     }
     hn_leap_tile_forward(&st, hn_layer_K(L, m->params, j), layer_Kt(ws, j), hn_layer_b(L, m->params, j), cur, prev,
-                         keep ? saved_deriv(ws, j, k) : NULL, t->work);
+                         prev, NULL, t->work);
     hn_real *tmp = cur;
     cur = prev;
     prev = tmp;
