@@ -17,12 +17,12 @@
  *           samples, each thread takes a contiguous range of tiles and carries each tile through
  *           all layers, forward and back (tile.c), while it stays in cache. The same workspace
  *           buffers hold the tiles' states in [n][HN_TILE] blocks (stored mode: all of one
- *           tile's layers together, so its backward pass reads contiguous memory). Each thread
- *           accumulates into its own copy of the gradient; the copies are added in thread order
- *           at the end (deterministic for a given thread count), so no gradient is final before
- *           then: the grad-ready callback is called once, with 0, at the end. One thread (one
- *           rank per core) accumulates into m->grads itself: the callback then fires per layer
- *           during the backward pass of the last tile.
+ *           tile's layers together, so its backward pass reads contiguous memory). Thread 0
+ *           accumulates into m->grads, every other thread into its own copy of the gradient;
+ *           the copies are added in thread order at the end (deterministic for a given thread
+ *           count), so with several threads no gradient is final before then: the grad-ready
+ *           callback is called once, with 0, at the end. One thread alone (one rank per core):
+ *           the callback fires per layer during the backward pass of the last tile.
  * Both give the same results up to rounding (tests/unit/test_narrow.c); probes (diagnostics)
  * always take the wide path. */
 #include <math.h>
@@ -956,9 +956,10 @@ static int narrow_pass(hn_model *m, hn_workspace *ws, const hn_real *X, const in
       used = P;
     tile_scratch *t = &ws->thr[id];
     if (train) {
-      /* one thread (e.g. one rank per core): straight into m->grads - the same bits as summing
-       * a zeroed copy into the zeroed m->grads, without the two extra passes over the gradient */
-      t->acc = P == 1 ? m->grads : t->grads;
+      /* thread 0 accumulates straight into m->grads, the others into zeroed copies that
+       * narrow_train adds in thread order: the same bits as summing zeroed copies of all of them
+       * into the zeroed m->grads (0 + g0 = g0), without zeroing and reading one copy per step */
+      t->acc = id == 0 ? m->grads : t->grads;
       if (t->acc == t->grads)
         memset(t->grads, 0, L->n_params * sizeof(hn_real));
       memset(t->recon, 0, 2 * (size_t)n_recon * sizeof(double));
@@ -992,17 +993,18 @@ static void narrow_train(hn_model *m, hn_workspace *ws, const hn_real *X, const 
                          hn_real loss_scale, hn_grad_ready_fn ready, void *ready_ctx, hn_batch_stats *stats) {
   const hn_layout *L = &m->layout;
   const int P = narrow_pass(m, ws, X, labels, B, 1, loss_scale, ready, ready_ctx);
-  /* the threads' gradients, added in thread order: the same bits for the same thread count */
+  /* the other threads' gradients added to thread 0's, in thread order: the same bits for the
+   * same thread count */
   const long np = (long)L->n_params;
   hn_real *g = m->grads;
   const tile_scratch *thr = ws->thr;
-  if (P > 1) { /* with one thread the pass wrote into m->grads directly */
+  if (P > 1) {
 #pragma omp parallel for if (np > 65536) schedule(static)
     for (long i = 0; i < np; i++) {
-      hn_real s = 0;
-      for (int id = 0; id < P; id++)
+      hn_real s = g[i];
+      for (int id = 1; id < P; id++)
         s += thr[id].grads[i];
-      g[i] += s;
+      g[i] = s;
     }
   }
   for (int id = 0; id < P; id++) {
