@@ -109,7 +109,8 @@ void hn_workspace_destroy(hn_workspace *ws);
  *           fires as each layer's gradient is done (the allreduce overlaps the backward pass);
  *   narrow  tiles of HN_TILE samples, one thread per tile, each carried through all layers while
  *           it stays in cache (hamiltonian and leapfrog only); per-thread gradient copies added in
- *           thread order at the end, so the grad-ready callback fires once, with 0, at the end;
+ *           thread order at the end, so the grad-ready callback fires once, with 0, at the end
+ *           (on one thread: per layer, during the last tile's backward pass);
  *   auto    narrow for hamiltonian / leapfrog up to width HN_NARROW_MAX_WIDTH in reversible mode
  *           (and for evaluation) and in stored mode with more than one OpenMP thread, up to
  *           HN_NARROW_MAX_WIDTH_STORED in stored mode on one thread; wide otherwise.

@@ -27,7 +27,6 @@
 #include "hamnet/kernels.h"
 #include "kernels/transpose.h"
 
-
 /* Channels per block of the per-tile transforms: their temporaries (36 vectors) stay in L1. */
 enum { CB = 64 };
 
@@ -170,7 +169,6 @@ static size_t sample_size(const hn_conv_tile *t, int c) {
   const size_t padded = (size_t)(4 * tiles_y(t) + 2) * (size_t)(4 * tiles_x(t) + 2), dense = (size_t)t->H * t->W;
   return (padded + dense) * (size_t)c;
 }
-
 
 /* buf[((y + y0) Wb + x + x0) c + i] = map_i[y][x] for the whole map; every other position of the
  * Hb x Wb buffer is 0. Map i of the sample starts at X + i ldx. The transpose runs over the whole

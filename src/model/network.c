@@ -68,9 +68,10 @@ struct hn_workspace {
 
 /* The narrow path's per-thread scratch: a gradient accumulator and one tile's buffers. */
 typedef struct tile_scratch {
-  hn_real *grads;          /* [n_params]: this thread's gradient accumulator (HN_MEM_GRADS) */
-  hn_real *acc;            /* where this pass adds its gradients: grads, or the model's gradient
-                            * buffer itself when one thread runs (no zeroing, no summing pass) */
+  hn_real *grads;          /* [n_params]: this thread's gradient accumulator (HN_MEM_GRADS; NULL for
+                            * thread 0, which adds into m->grads) */
+  hn_real *acc;            /* where this pass adds its gradients: grads, or (thread 0) the model's
+                            * gradient buffer itself (no zeroing, no summing pass for it) */
   hn_real *y, *z, *gy, *gz; /* one tile of states and adjoints, [n][HN_TILE] each */
   hn_real *u_open;         /* dense opening: the tile's pre-activation [n][HN_TILE] */
   hn_real *xt;             /* the tile's inputs [F][HN_TILE] */
@@ -80,7 +81,6 @@ typedef struct tile_scratch {
   double loss_sum;
   int64_t correct;
 } tile_scratch;
-
 
 /* ---------------------------------------------------------------------------------------- */
 /* workspace */
@@ -200,7 +200,7 @@ static int alloc_tile_scratch(hn_workspace *ws) {
   int ok = 1;
   for (int i = 0; i < P && ok; i++) {
     tile_scratch *t = &ws->thr[i];
-    if (!ws->eval_only)
+    if (!ws->eval_only && i > 0) /* thread 0 accumulates into the model's own gradient buffer */
       t->grads = hn_alloc(L->n_params, sizeof(hn_real), HN_MEM_GRADS, "per-thread gradient accumulator");
     t->y = hn_alloc(tile, sizeof(hn_real), HN_MEM_WORKSPACE, "tile states");
     t->z = hn_alloc(tile, sizeof(hn_real), HN_MEM_WORKSPACE, "tile states");
@@ -212,7 +212,7 @@ static int alloc_tile_scratch(hn_workspace *ws) {
     t->work = hn_alloc(HN_TILE_WORK(n), sizeof(hn_real), HN_MEM_WORKSPACE, "tile kernel scratch");
     t->recon = hn_alloc(2 * (size_t)(ws->n_ck > 0 ? ws->n_ck : 1), sizeof(double), HN_MEM_WORKSPACE,
                         "reconstruction error sums");
-    ok = (t->grads || ws->eval_only) && t->y && t->z && t->gy && t->gz && t->u_open && t->xt && t->logits &&
+    ok = (t->grads || ws->eval_only || i == 0) && t->y && t->z && t->gy && t->gz && t->u_open && t->xt && t->logits &&
          t->work && t->recon;
   }
   if (!ok) {
@@ -501,6 +501,9 @@ static const hn_real *forward(const hn_model *m, hn_workspace *ws, const hn_real
 /* ---------------------------------------------------------------------------------------- */
 /* backward per architecture: on entry ws->gy = dL/dy_N; on exit ws->gy = dL/dy_0. */
 
+/* Where layer j's parameters (K_j, then b_j) begin in the flat buffer. */
+static size_t layer_start(const hn_layout *L, int j) { return L->off_layers + (size_t)j * L->layer_size; }
+
 static void notify(hn_grad_ready_fn ready, void *ctx, size_t first_final) {
   if (ready)
     ready(ctx, first_final);
@@ -532,7 +535,7 @@ static hn_step backward_step(const hn_layout *L, int B, ready_state *r) {
 }
 
 static void layer_final(ready_state *r, const hn_layout *L, int j) {
-  r->final_from = L->off_layers + (size_t)j * L->layer_size;
+  r->final_from = layer_start(L, j);
   notify(r->ready, r->ctx, r->final_from);
 }
 
@@ -888,11 +891,11 @@ static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, 
         hn_ham_tile_backward_saved(&st, K, layer_Kt(ws, j), saved_state(ws, ws->states, j, k),
                                    saved_state(ws, ws->zstates, j + 1, k), saved_deriv(ws, 2 * j, k),
                                    saved_deriv(ws, 2 * j + 1, k), gy, gz, dK, db, t->work);
-        notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
+        notify(ready, ready_ctx, layer_start(L, j));
         continue;
       }
       hn_ham_tile_backward(&st, K, layer_Kt(ws, j), hn_layer_b(L, m->params, j), y, z, gy, gz, dK, db, t->work);
-      notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
+      notify(ready, ready_ctx, layer_start(L, j));
       if (stride > 0 && j % stride == 0)
         tile_recon(t, j / stride, y, z, tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k),
                    tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), n, 1);
@@ -910,11 +913,11 @@ static void tile_backward(const hn_model *m, hn_workspace *ws, tile_scratch *t, 
     if (keep) {
       hn_leap_tile_backward_saved(&st, K, layer_Kt(ws, j), saved_state(ws, ws->states, j, k), saved_deriv(ws, j, k),
                                   gy, gz, dK, db, t->work);
-      notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
+      notify(ready, ready_ctx, layer_start(L, j));
       continue;
     }
     hn_leap_tile_backward(&st, K, layer_Kt(ws, j), hn_layer_b(L, m->params, j), prev, cur, gy, gz, dK, db, t->work);
-    notify(ready, ready_ctx, L->off_layers + (size_t)j * L->layer_size);
+    notify(ready, ready_ctx, layer_start(L, j));
     if (stride > 0 && j % stride == 0)
       tile_recon(t, j / stride, prev, cur, tile_block(ws, ws->ck_a + (size_t)(j / stride) * ws->slot, k),
                  tile_block(ws, ws->ck_b + (size_t)(j / stride) * ws->slot, k), n, 1);

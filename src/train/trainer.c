@@ -584,9 +584,10 @@ static int report_exchange_cycle(trainer *t, long first, long n) {
   free(v);
   if (MPI_Allreduce(MPI_IN_PLACE, med, 3, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
     return hn_fail(HN_EMPI, "reduction of the exchange cycle's step times failed");
-  hn_log_info("exchange cycle (HAMNET_BENCH_EXCHANGE_CYCLE, medians of %ld / %ld / %ld steps, blocks of %d, the first of each left out): overlapped "
-              "%.2f ms, not overlapped %.2f ms, no exchange %.2f ms per step; exposed communication %.2f ms with "
-              "overlap, %.2f ms without", count[0], count[1], count[2], CYCLE_BLOCK, 1e3 * med[0], 1e3 * med[1], 1e3 * med[2],
+  hn_log_info("exchange cycle (HAMNET_BENCH_EXCHANGE_CYCLE, medians of %ld / %ld / %ld steps, blocks of %d, the "
+              "first of each left out): overlapped %.2f ms, not overlapped %.2f ms, no exchange %.2f ms per step; "
+              "exposed communication %.2f ms with overlap, %.2f ms without",
+              count[0], count[1], count[2], CYCLE_BLOCK, 1e3 * med[0], 1e3 * med[1], 1e3 * med[2],
               1e3 * (med[0] - med[2]), 1e3 * (med[1] - med[2]));
   return HN_OK;
 }
