@@ -2,6 +2,7 @@
 # mpi_bench.sh - data-parallel step times (issue 5, figures 2 and 3).
 #
 #   scripts/mpi_bench.sh [--steps S] [--reps R] [--out DIR] [--workloads "wide medium"] [--bind core|none]
+#                        [--exchange "shared mpi"]
 #
 # For each workload (hamiltonian, tanh, adam; global batch 512):
 #   wide    width 512, depth 32        medium  width 64, depth 256
@@ -15,6 +16,8 @@
 #              exchange in blocks of 3 steps, the first of each block left out (it pays for what the
 #              previous mode left behind) (HAMNET_BENCH_EXCHANGE_CYCLE=1): the exposed communication
 #              with and without overlap measured within one run, immune to drifts between runs
+# The 2-rank placements run once per exchange engine in --exchange (default: both; rows
+# "wide/shared", "wide/mpi"; [parallel] exchange, see hamnet/parallel.h),
 # and prints per workload: the 2x1 / 1x2 ratio (goal <= 1.10) and the exposed communication
 # per step = step(2x1) - step(2x1_skip), with and without overlap (goal: overlap halves it).
 # Each configuration runs R times, interleaved; the best (lowest) median is reported, since
@@ -27,6 +30,7 @@ steps=8
 reps=2
 out=""
 workloads="wide medium"
+engines="shared mpi"
 bind=core
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --workloads) workloads=$2; shift ;;
     --bind) bind=$2; shift ;;
+    --exchange) engines=$2; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "mpi_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -58,11 +63,12 @@ params() {
   esac
 }
 
-# run WORKLOAD CONFIG REP: one timed training run; appends a row to runs.tsv
+# run WORKLOAD CONFIG REP ENGINE: one timed training run; appends a row to runs.tsv (workload
+# column: WORKLOAD/ENGINE)
 run() {
-  local w=$1 c=$2 rep=$3
+  local w=$1 c=$2 rep=$3 engine=$4
   read -r width depth <<<"$(params "$w")"
-  local dir="$out/run_${w}_${c}_$rep" log="$out/${w}_${c}_$rep.log"
+  local dir="$out/run_${w}_${c}_${engine}_$rep" log="$out/${w}_${c}_${engine}_$rep.log"
   rm -rf "$dir"
   local data=$out/data
   [ "$c" = 2x1_cycle ] && data=$out/data_cycle
@@ -78,7 +84,8 @@ run() {
     2x1_skip) skip=1 ;;
     2x1_cycle) cycle=1 ;;
   esac
-  args+=(--set parallel.overlap=$overlap --threads $threads)
+  args+=(--set parallel.overlap=$overlap --set parallel.exchange="$engine" --threads $threads)
+  local label=$w/$engine
   if [ "$ranks" = 1 ]; then
     OMP_NUM_THREADS=$threads "$hamnet" "${args[@]}" >"$log" 2>&1
   else
@@ -94,31 +101,42 @@ run() {
     on=$(sed -E 's/.*: overlapped ([0-9.]+) ms.*/\1/' <<<"$line")
     off=$(sed -E 's/.*not overlapped ([0-9.]+) ms.*/\1/' <<<"$line")
     none=$(sed -E 's/.*no exchange ([0-9.]+) ms.*/\1/' <<<"$line")
-    printf "%s\t%d\t%s\t%s\t%s\n" "$w" "$rep" "$on" "$off" "$none" >>"$out/cycle.tsv"
+    printf "%s\t%d\t%s\t%s\t%s\n" "$label" "$rep" "$on" "$off" "$none" >>"$out/cycle.tsv"
     rm -rf "$dir"
-    echo "  $w $c rep $rep: step medians overlapped $on, not overlapped $off, no exchange $none ms"
+    echo "  $label $c rep $rep: step medians overlapped $on, not overlapped $off, no exchange $none ms"
     return
   fi
   line=$(grep -E "\] steps: [0-9]+, median" "$log" | tail -1)
   median=$(sed -E 's/.*median ([0-9.]+) ms.*/\1/' <<<"$line")
   mean=$(sed -E 's/.*mean ([0-9.]+) ms.*/\1/' <<<"$line")
   wait=$(grep -oE "waited [0-9.]+ ms per step" <<<"$line" | grep -oE "[0-9.]+" || echo 0)
-  mpi=$(grep -oE "[0-9.]+ ms per step in MPI calls" <<<"$line" | grep -oE "^[0-9.]+" || echo 0)
+  mpi=$(grep -oE "[0-9.]+ ms per step in the exchange's calls" <<<"$line" | grep -oE "^[0-9.]+" || echo 0)
   cpu=$(sed -E 's/.*CPU time per step ([0-9.]+) ms.*/\1/' <<<"$line")
-  printf "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n" "$w" "$c" "$rep" "$ranks" "$threads" "$median" "$mean" \
+  printf "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n" "$label" "$c" "$rep" "$ranks" "$threads" "$median" "$mean" \
     "$cpu" "$wait" "$mpi" "$(cut -d' ' -f1 /proc/loadavg)" >>"$out/runs.tsv"
   rm -rf "$dir"
-  echo "  $w $c rep $rep: median $median ms/step, CPU $cpu ms/step (exchange: waited $wait, in MPI calls $mpi ms/step; load" \
+  echo "  $label $c rep $rep: median $median ms/step, CPU $cpu ms/step (exchange: waited $wait, in the exchange's calls $mpi ms/step; load" \
     "$(cut -d' ' -f1 /proc/loadavg))"
 }
 
 printf "workload\tconfig\trep\tranks\tthreads\tmedian_ms\tmean_ms\tcpu_ms\twait_ms\tmpi_ms\tloadavg\n" >"$out/runs.tsv"
 printf "workload\trep\toverlapped_ms\tnot_overlapped_ms\tno_exchange_ms\n" >"$out/cycle.tsv"
 echo "mpi_bench: $steps steps per run, $reps repetitions, output in $out"
+read -r -a engine_list <<<"$engines"
 for rep in $(seq 1 "$reps"); do
   for w in $workloads; do
-    for c in 1x2 2x1 2x1_noov 2x1_skip 2x1_cycle; do
-      run "$w" "$c" "$rep"
+    # 1 rank and no exchange: the same for every engine - run once, the row copied to each engine
+    for c in 1x2 2x1_skip; do
+      run "$w" "$c" "$rep" "${engine_list[0]}"
+      row=$(tail -1 "$out/runs.tsv")
+      for e in "${engine_list[@]:1}"; do
+        printf "%s\n" "$w/$e${row#"$w/${engine_list[0]}"}" >>"$out/runs.tsv"
+      done
+    done
+    for e in "${engine_list[@]}"; do
+      for c in 2x1 2x1_noov 2x1_cycle; do
+        run "$w" "$c" "$rep" "$e"
+      done
     done
   done
 done
@@ -136,7 +154,7 @@ def table(col, title, per_thread=1):
             best[k], mpi[k] = v, (float(r["wait_ms"]), float(r["mpi_ms"]))
     lines = [f"{title}", "",
              "| workload | 1 rank x 2 threads | 2 ranks x 1 thread | ratio (goal <= 1.10) | no exchange | "
-             "exposed = step - no-exchange step, overlap on / off | overlap cuts it by | exchange MPI time "
+             "exposed = step - no-exchange step, overlap on / off | overlap cuts it by | time in the exchange's calls "
              "(wait + calls), overlap on / off |",
              "|---|---|---|---|---|---|---|---|"]
     for w in dict.fromkeys(r["workload"] for r in rows):

@@ -22,6 +22,8 @@
 typedef enum { HN_OPT_SGD = 0, HN_OPT_ADAM = 1 } hn_optimizer_kind;
 typedef enum { HN_SCHED_CONSTANT = 0, HN_SCHED_STEP = 1, HN_SCHED_COSINE = 2 } hn_schedule_kind;
 typedef enum { HN_REV_AUTO = 0, HN_REV_ON = 1, HN_REV_OFF = 2 } hn_reversible_mode;
+/* [parallel] exchange: the gradient exchange's engine (hamnet/parallel.h) */
+typedef enum { HN_EXCHANGE_AUTO = 0, HN_EXCHANGE_SHARED = 1, HN_EXCHANGE_MPI = 2 } hn_exchange_kind;
 
 typedef struct {
   /* [data] */
@@ -97,6 +99,7 @@ typedef struct {
   struct {
     int bucket_kb; /* gradient allreduce bucket size */
     int overlap;   /* 0/1: start bucket allreduces during the backward pass */
+    hn_exchange_kind exchange; /* engine: auto (shared where it can run), shared, mpi */
   } parallel;
 
   char source[HN_PATH_MAX]; /* the file the config came from ("" for defaults) */
@@ -148,5 +151,6 @@ void hn_config_print_keys(FILE *out);
 const char *hn_optimizer_name(hn_optimizer_kind k);
 const char *hn_schedule_name(hn_schedule_kind k);
 const char *hn_reversible_name(hn_reversible_mode m);
+const char *hn_exchange_kind_name(hn_exchange_kind k);
 
 #endif

@@ -26,6 +26,10 @@ void *hn_alloc(size_t count, size_t size, hn_mem_category cat, const char *what)
 /* Free a block from hn_alloc (NULL is fine). */
 void hn_free(void *p);
 
+/* Count `bytes` (negative: give back) held outside hn_alloc - memory the process maps itself,
+ * such as the gradient exchange's node-shared buffers - in category `cat`. */
+void hn_mem_account(hn_mem_category cat, long long bytes);
+
 /* Bytes currently held / the peak since start or the last reset, per category. */
 size_t hn_mem_current(hn_mem_category cat);
 size_t hn_mem_peak(hn_mem_category cat);

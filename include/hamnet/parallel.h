@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hamnet/config.h" /* hn_exchange_kind */
 #include "hamnet/real.h"
 
 #ifdef HN_USE_DOUBLE
@@ -107,16 +108,27 @@ void hn_epoch_shard_free(hn_epoch_shard *s);
  * Averages the flat gradient buffer over the ranks in buckets: contiguous slices taken from
  * the END of the buffer (bucket 0 = the last bucket_elems elements: classifier and last
  * layers, which the backward pass finishes first). hn_exchange_ready is the model's
- * grad-ready callback: it starts MPI_Iallreduce on every bucket that lies entirely in the
- * finished suffix, in bucket order (the same on every rank), and tests the outstanding ones
- * with MPI_Testsome - Open MPI has no asynchronous progress thread, so a non-blocking
- * collective advances only inside MPI calls, and these tests - after each layer of the
- * backward pass and between the GEMMs within it (the model calls the callback again with an
- * unchanged value there: hn_step.between) - are what moves the buckets along while the next
- * layers compute. hn_exchange_finish
- * starts the rest and waits. Sums: the model already scaled by 1 / global batch, so the sum
- * is the mean.
+ * grad-ready callback: it hands every bucket that lies entirely in the finished suffix to the
+ * exchange, in bucket order (the same on every rank), and moves the ones in flight along -
+ * after each layer of the backward pass and between the GEMMs within it (the model calls the
+ * callback again with an unchanged value there: hn_step.between). hn_exchange_finish hands
+ * over the rest and waits. Sums: the model already scaled by 1 / global batch, so the sum is
+ * the mean. Two engines, chosen at creation, the same on every rank:
  *
+ * HN_EXCHANGE_SHARED (src/parallel/exchange_shared.h): the ranks of a node keep their
+ * gradient buffers in memory they can all read, and a bucket is reduced with loads and stores:
+ * local rank r sums slice r of the bucket over the node's ranks (in local-rank order), then -
+ * with several nodes - MPI_Iallreduce's that slice with the same local rank on every other node
+ * (so each node sends one bucket's worth, not one per rank), then copies the other slices from
+ * their owners. Per bucket and rank: a (L-1)/L share of the bucket read from the peers twice
+ * and nothing through the kernel. Needs the same number L >= 2 of ranks on every node and the
+ * peers' memory reachable through /proc (the same permission as Open MPI's single-copy
+ * transport). The caller's gradient buffer moves into the shared memory: *grads is replaced
+ * at creation and a private copy given back by hn_exchange_destroy, so *grads must come from
+ * hn_alloc and must not be freed in between.
+ *
+ * HN_EXCHANGE_MPI: MPI_Iallreduce per bucket, progressed with MPI_Testsome (Open MPI has no
+ * asynchronous progress thread, so a non-blocking collective advances only inside MPI calls).
  * Algorithm: Rabenseifner's reduce-scatter + allgather (about 2 (P-1)/P of a bucket sent and
  * received per rank, 2 log2 P rounds), in place. Open MPI's libnbc chooses its algorithm by
  * itself: a binomial tree (log2 P full-size transfers, all the summing on one rank) below 4
@@ -125,30 +137,42 @@ void hn_epoch_shard_free(hn_epoch_shard *s);
  * (Rabenseifner always) unless the user set it, and with that value the exchange runs in
  * place: no receive buffer and no copies. With any other value the exchange uses a receive
  * buffer (one more gradient-sized buffer, HN_MEM_GRADS) and copies each bucket back as it
- * completes, so that libnbc's own choice from 4 ranks is still Rabenseifner.
+ * completes, so that libnbc's own choice from 4 ranks is still Rabenseifner. On Open MPI's
+ * shared-memory transport every large message is copied by the receiver with
+ * process_vm_readv into a temporary buffer and summed from there.
  *
- * overlap = 0 starts every bucket in hn_exchange_finish (for comparison). With one rank no
+ * HN_EXCHANGE_AUTO: SHARED where it can run, else MPI (ex->engine_note says which and why).
+ *
+ * overlap = 0 hands every bucket over in hn_exchange_finish (for comparison). With one rank no
  * MPI call is made. HAMNET_BENCH_SKIP_EXCHANGE=1 in the environment (benchmarks only) skips the
  * communication altogether - every rank then steps with its own partial gradient - so that
  * "step time minus the step time without exchange" is the exposed communication; the trainer's
  * HAMNET_BENCH_EXCHANGE_CYCLE=1 sets `overlap` and `skip` per step (cycling through the three
  * modes) so that one run measures them side by side.
  * HAMNET_EXCHANGE_TRACE=1 prints every step's bucket timeline (start and completion times
- * since the step began, and when the backward pass ended) on stderr, one line per rank. */
+ * since the step began, and when the backward pass ended) on stderr, one line per rank.
+ * HAMNET_EXCHANGE_NODE_SIZE=K (tests) makes the shared engine treat K consecutive ranks as one
+ * node, so that one machine exercises its across-node allreduce as well. */
 typedef struct {
   long steps;           /* hn_exchange_finish calls */
   long buckets;         /* buckets exchanged */
   long started_early;   /* ... of which started before hn_exchange_finish (during the backward pass) */
   long done_early;      /* ... of which were complete before hn_exchange_finish */
   double wait_seconds;  /* blocked in hn_exchange_finish: the exposed communication */
-  double comm_seconds;  /* inside the exchange's MPI calls, hn_exchange_ready included */
+  double comm_seconds;  /* inside the exchange's calls (MPI, or the shared engine's sums and copies), ready included */
+  double work_seconds;  /* shared engine: of comm_seconds, summing and copying (the rest: polling, waiting) */
 } hn_exchange_stats;
+
+/* *into += add, field by field. */
+void hn_exchange_stats_add(hn_exchange_stats *into, const hn_exchange_stats *add);
+
+struct hn_shared; /* the shared engine's state (exchange_shared.c) */
 
 typedef struct {
   MPI_Comm comm;
   int size;
   hn_real *grads;
-  hn_real *recv;       /* receive buffer [n] (HN_MEM_GRADS); NULL: in place, one rank or skip */
+  hn_real *recv;       /* MPI engine: receive buffer [n] (HN_MEM_GRADS); NULL: in place, one rank or skip */
   size_t n;
   size_t bucket_elems;
   int n_buckets;
@@ -157,7 +181,11 @@ typedef struct {
   int overlap;
   int skip;            /* HAMNET_BENCH_SKIP_EXCHANGE */
   int trace;           /* HAMNET_EXCHANGE_TRACE: print each step's timeline on stderr */
-  MPI_Request *req;    /* [n_buckets] */
+  hn_exchange_kind kind;      /* the engine in use: SHARED or MPI (MPI also for one rank) */
+  char engine_note[256];      /* which engine and why, for the run's log */
+  struct hn_shared *shared;   /* SHARED engine state, else NULL */
+  int deferred_status;        /* a failure inside hn_exchange_ready (a callback), returned by finish */
+  MPI_Request *req;    /* [n_buckets] (MPI engine) */
   int *done_idx;       /* [n_buckets] scratch for MPI_Testsome / MPI_Waitsome */
   /* this step's timeline, seconds since hn_exchange_begin (for tests and benchmarks) */
   double t_begin;
@@ -167,8 +195,13 @@ typedef struct {
   hn_exchange_stats stats;
 } hn_exchange;
 
-/* bucket_bytes is rounded to whole elements and clamped to [4 KiB, 1 GiB]. HN_ENOMEM. */
-int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real *grads, size_t n, size_t bucket_bytes, int overlap);
+/* Collective over comm. bucket_bytes is rounded to whole elements and clamped to [4 KiB,
+ * 1 GiB]. *grads: the n gradients (from hn_alloc); the SHARED engine replaces the pointer (see
+ * above). kind: the engine wanted; SHARED where it cannot run is HN_EINVAL naming the reason.
+ * HN_ENOMEM, HN_EMPI. */
+int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real **grads, size_t n, size_t bucket_bytes, int overlap,
+                       hn_exchange_kind kind);
+/* Not collective. Gives *grads a private buffer back (SHARED engine). */
 void hn_exchange_destroy(hn_exchange *ex);
 /* Start of a step (before the forward pass). */
 void hn_exchange_begin(hn_exchange *ex);

@@ -31,6 +31,7 @@
 
 /* Enum fields are stored through an int pointer. */
 _Static_assert(sizeof(hn_arch) == sizeof(int), "enum size");
+_Static_assert(sizeof(hn_exchange_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_activation) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_opening) == sizeof(int), "enum size");
 _Static_assert(sizeof(hn_optimizer_kind) == sizeof(int), "enum size");
@@ -45,9 +46,11 @@ _Static_assert(sizeof(hn_norm) == sizeof(int), "enum size");
 static const char *const optimizer_names[] = {"sgd", "adam"};
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
 static const char *const reversible_names[] = {"auto", "on", "off"};
+static const char *const exchange_names[] = {"auto", "shared", "mpi"};
 #define N_OPTIMIZERS ((int)(sizeof optimizer_names / sizeof optimizer_names[0]))
 #define N_SCHEDULES ((int)(sizeof schedule_names / sizeof schedule_names[0]))
 #define N_REVERSIBLE ((int)(sizeof reversible_names / sizeof reversible_names[0]))
+#define N_EXCHANGE ((int)(sizeof exchange_names / sizeof exchange_names[0]))
 
 const char *hn_optimizer_name(hn_optimizer_kind k) {
   return ((int)k >= 0 && (int)k < N_OPTIMIZERS) ? optimizer_names[k] : "?";
@@ -59,12 +62,17 @@ const char *hn_reversible_name(hn_reversible_mode m) {
   return ((int)m >= 0 && (int)m < N_REVERSIBLE) ? reversible_names[m] : "?";
 }
 
+const char *hn_exchange_kind_name(hn_exchange_kind k) {
+  return ((int)k >= 0 && (int)k < N_EXCHANGE) ? exchange_names[k] : "?";
+}
+
 static const char *arch_name_i(int i) { return hn_arch_name((hn_arch)i); }
 static const char *activation_name_i(int i) { return hn_activation_name((hn_activation)i); }
 static const char *opening_name_i(int i) { return hn_opening_name((hn_opening)i); }
 static const char *optimizer_name_i(int i) { return hn_optimizer_name((hn_optimizer_kind)i); }
 static const char *schedule_name_i(int i) { return hn_schedule_name((hn_schedule_kind)i); }
 static const char *reversible_name_i(int i) { return hn_reversible_name((hn_reversible_mode)i); }
+static const char *exchange_name_i(int i) { return hn_exchange_kind_name((hn_exchange_kind)i); }
 static const char *kernel_path_name_i(int i) { return hn_kernel_path_name((hn_kernel_path)i); }
 static const char *norm_name_i(int i) { return hn_norm_name((hn_norm)i); }
 static const char *conv_algorithm_name_i(int i) { return hn_conv_algorithm_name((hn_conv_algorithm)i); }
@@ -209,6 +217,9 @@ static const key_desc keys[] = {
     /* [parallel] */
     K_INT(parallel, bucket_kb, 1, 1048576, "1024", "Gradient allreduce bucket size in KiB"),
     K_BOOL(parallel, overlap, "1", "Start bucket allreduces during the backward pass"),
+    K_ENUM(parallel, exchange, exchange_name_i, N_EXCHANGE, "auto",
+           "Gradient exchange engine: shared (the ranks of a node sum out of each other's memory; across nodes "
+           "MPI_Iallreduce), mpi (MPI_Iallreduce between all ranks), auto (shared where it can run)"),
 };
 /* clang-format on */
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))

@@ -66,6 +66,15 @@ void hn_free(void *p) {
   free(h);
 }
 
+void hn_mem_account(hn_mem_category cat, long long bytes) {
+  if (cat < 0 || cat >= HN_MEM_NCATEGORIES)
+    cat = HN_MEM_OTHER;
+  if (bytes >= 0)
+    raise_peak((int)cat, atomic_fetch_add(&current_bytes[cat], (size_t)bytes) + (size_t)bytes);
+  else
+    atomic_fetch_sub(&current_bytes[cat], (size_t)-bytes);
+}
+
 size_t hn_mem_current(hn_mem_category cat) { return atomic_load(&current_bytes[cat]); }
 size_t hn_mem_peak(hn_mem_category cat) { return atomic_load(&peak_bytes[cat]); }
 

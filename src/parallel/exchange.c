@@ -1,4 +1,6 @@
-/* exchange.c - bucketed, overlapped gradient allreduce (see hamnet/parallel.h).
+/* exchange.c - bucketed, overlapped gradient allreduce (see hamnet/parallel.h): bucket
+ * geometry, the choice of engine, the MPI engine, timing and trace. The node-shared engine is
+ * exchange_shared.c.
  *
  * One step: begin -> ready (per finished layer: start every bucket now entirely final, test the
  * ones in flight, copy back the ones complete) -> finish (start the rest, wait, copy back).
@@ -14,14 +16,17 @@
 #include "hamnet/parallel.h"
 #include "hamnet/timer.h"
 
+#include "exchange_shared.h"
+
 #define HN_BUCKET_MIN_BYTES ((size_t)4 << 10)
 #define HN_BUCKET_MAX_BYTES ((size_t)1 << 30) /* also keeps MPI's int counts safe */
 
-int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real *grads, size_t n, size_t bucket_bytes, int overlap) {
+int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real **grads, size_t n, size_t bucket_bytes, int overlap,
+                       hn_exchange_kind kind) {
   memset(ex, 0, sizeof *ex);
   ex->comm = comm;
   MPI_Comm_size(comm, &ex->size);
-  ex->grads = grads;
+  ex->grads = *grads;
   ex->n = n;
   ex->overlap = overlap;
   const char *skip = getenv("HAMNET_BENCH_SKIP_EXCHANGE");
@@ -43,6 +48,29 @@ int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real *grads, size_t n,
     hn_exchange_destroy(ex);
     return HN_ENOMEM;
   }
+  ex->kind = HN_EXCHANGE_MPI;
+  snprintf(ex->engine_note, sizeof ex->engine_note, "one rank: nothing to exchange");
+  if (ex->size > 1 && n > 0 && kind != HN_EXCHANGE_MPI) {
+    char why[160];
+    int status = hn_shared_create(ex, grads, why, sizeof why);
+    if (status != HN_OK) {
+      hn_exchange_destroy(ex);
+      return status;
+    }
+    if (ex->shared) {
+      ex->grads = *grads;
+      ex->kind = HN_EXCHANGE_SHARED;
+      snprintf(ex->engine_note, sizeof ex->engine_note, "node-shared buffers (%s)", hn_shared_describe(ex));
+      return HN_OK;
+    }
+    if (kind == HN_EXCHANGE_SHARED) {
+      hn_exchange_destroy(ex);
+      return hn_fail(HN_EINVAL, "[parallel] exchange = shared cannot run here: %s; use exchange = auto or mpi", why);
+    }
+    snprintf(ex->engine_note, sizeof ex->engine_note, "MPI_Iallreduce (the node-shared engine cannot run: %s)", why);
+  } else if (ex->size > 1) {
+    snprintf(ex->engine_note, sizeof ex->engine_note, "MPI_Iallreduce%s", n > 0 ? " ([parallel] exchange = mpi)" : "");
+  }
   /* In place when libnbc is told to use Rabenseifner for every size (hamnet's default, set in
    * hn_mpi_init): that algorithm then copies nothing. Any other setting: separate buffers, so
    * that libnbc's own choice from 4 ranks is Rabenseifner, not the binomial tree. */
@@ -63,7 +91,18 @@ int hn_exchange_create(hn_exchange *ex, MPI_Comm comm, hn_real *grads, size_t n,
   return HN_OK;
 }
 
+void hn_exchange_stats_add(hn_exchange_stats *into, const hn_exchange_stats *add) {
+  into->steps += add->steps;
+  into->buckets += add->buckets;
+  into->started_early += add->started_early;
+  into->done_early += add->done_early;
+  into->wait_seconds += add->wait_seconds;
+  into->comm_seconds += add->comm_seconds;
+  into->work_seconds += add->work_seconds;
+}
+
 void hn_exchange_destroy(hn_exchange *ex) {
+  hn_shared_destroy(ex);
   hn_free(ex->req);
   hn_free(ex->done_idx);
   hn_free(ex->t_start);
@@ -82,8 +121,11 @@ void hn_exchange_begin(hn_exchange *ex) {
   ex->pending = 0;
   ex->t_begin = hn_wtime();
   ex->t_finish = 0;
+  ex->deferred_status = HN_OK;
   for (int k = 0; k < ex->n_buckets; k++)
     ex->t_start[k] = ex->t_done[k] = -1;
+  if (ex->shared)
+    hn_shared_begin(ex);
 }
 
 void hn_exchange_bucket_range(const hn_exchange *ex, int k, size_t *lo, size_t *hi) {
@@ -128,6 +170,18 @@ void hn_exchange_ready(void *ctx, size_t first_final) {
   if (!active(ex) || !ex->overlap)
     return;
   double t0 = hn_wtime();
+  if (ex->shared) {
+    int upto = ex->next;
+    for (size_t lo, hi; upto < ex->n_buckets; upto++) {
+      hn_exchange_bucket_range(ex, upto, &lo, &hi);
+      if (lo < first_final)
+        break;
+    }
+    if (ex->deferred_status == HN_OK)
+      ex->deferred_status = hn_shared_progress(ex, upto);
+    ex->stats.comm_seconds += hn_wtime() - t0;
+    return;
+  }
   while (ex->next < ex->n_buckets) {
     size_t lo, hi;
     hn_exchange_bucket_range(ex, ex->next, &lo, &hi);
@@ -164,8 +218,16 @@ int hn_exchange_finish(hn_exchange *ex) {
   double t0 = hn_wtime();
   ex->t_finish = t0 - ex->t_begin;
   int early_started = ex->next, early_done = ex->next - ex->pending;
-  int status = HN_OK;
-  while (ex->next < ex->n_buckets && status == HN_OK)
+  int status = ex->deferred_status;
+  if (ex->shared) {
+    if (status == HN_OK)
+      status = hn_shared_finish(ex);
+    if (status != HN_OK) { /* let no peer wait for this rank */
+      hn_shared_abandon(ex);
+      ex->pending = 0;
+    }
+  }
+  while (!ex->shared && ex->next < ex->n_buckets && status == HN_OK)
     status = start_bucket(ex, ex->next++);
   while (ex->pending > 0 && status == HN_OK) {
     int count = 0;

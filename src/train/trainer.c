@@ -192,14 +192,7 @@ static void release_level(trainer *t) {
   hn_workspace_destroy(t->ws);
   t->ws = NULL;
   if (t->have_ex) {
-    hn_exchange_stats *a = &t->ex_done;
-    const hn_exchange_stats *b = &t->ex.stats;
-    a->steps += b->steps;
-    a->buckets += b->buckets;
-    a->started_early += b->started_early;
-    a->done_early += b->done_early;
-    a->wait_seconds += b->wait_seconds;
-    a->comm_seconds += b->comm_seconds;
+    hn_exchange_stats_add(&t->ex_done, &t->ex.stats);
     hn_exchange_destroy(&t->ex);
   }
   t->have_ex = 0;
@@ -217,9 +210,12 @@ static int setup_level(trainer *t) {
   HN_TRY(hn_workspace_set_conv_algorithm(t->ws, cfg->train.conv_algorithm));
   HN_TRY(hn_optimizer_create(&t->opt, cfg, t->model.layout.n_params));
   t->have_opt = 1;
-  HN_TRY(hn_exchange_create(&t->ex, t->mpi->comm, t->model.grads, t->model.layout.n_params,
-                            (size_t)cfg->parallel.bucket_kb * 1024, cfg->parallel.overlap));
+  HN_TRY(hn_exchange_create(&t->ex, t->mpi->comm, &t->model.grads, t->model.layout.n_params,
+                            (size_t)cfg->parallel.bucket_kb * 1024, cfg->parallel.overlap, cfg->parallel.exchange));
   t->have_ex = 1;
+  if (t->mpi->size > 1 && t->prog.level == 0)
+    hn_log_info("gradient exchange: %s, %d buckets of %d KiB, overlap %s", t->ex.engine_note, t->ex.n_buckets,
+                cfg->parallel.bucket_kb, cfg->parallel.overlap ? "on" : "off");
   return HN_OK;
 }
 
@@ -595,15 +591,8 @@ static int report_exchange_cycle(trainer *t, long first, long n) {
 /* End of a run (collective): step time, exchange statistics and per-rank data memory. */
 static int report_parallel(trainer *t) {
   hn_exchange_stats x = t->ex_done;
-  if (t->have_ex) {
-    const hn_exchange_stats *b = &t->ex.stats;
-    x.steps += b->steps;
-    x.buckets += b->buckets;
-    x.started_early += b->started_early;
-    x.done_early += b->done_early;
-    x.wait_seconds += b->wait_seconds;
-    x.comm_seconds += b->comm_seconds;
-  }
+  if (t->have_ex)
+    hn_exchange_stats_add(&x, &t->ex.stats);
   /* the worst rank's memory: what a node must hold per rank */
   double mem[3] = {(double)hn_mem_peak(HN_MEM_DATA), (double)hn_mem_peak(HN_MEM_GRADS), hn_mem_peak_rss_mb()};
   if (t->mpi->size > 1 && MPI_Allreduce(MPI_IN_PLACE, mem, 3, MPI_DOUBLE, MPI_MAX, t->mpi->comm) != MPI_SUCCESS)
@@ -634,12 +623,14 @@ static int report_parallel(trainer *t) {
   }
   hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out), CPU time per step %.2f ms | "
               "gradient exchange: %d bucket%s of "
-              "%zu KiB, overlap %s: waited %.2f ms per step (%.1f%% of the mean step), %.2f ms per step in MPI calls; "
+              "%zu KiB, %s engine, overlap %s: waited %.2f ms per step (%.1f%% of the mean step), %.2f ms per step in "
+              "the exchange's calls (%.2f ms summing and copying); "
               "buckets started during the backward pass %.0f%%, complete before it ended %.0f%%",
               n, 1e3 * median, 1e3 * mean, 1e3 * med[1], t->ex.n_buckets, t->ex.n_buckets == 1 ? "" : "s",
-              t->ex.bucket_elems * sizeof(hn_real) / 1024, t->ex.overlap ? "on" : "off",
-              1e3 * x.wait_seconds / (double)x.steps, 100.0 * x.wait_seconds / (double)x.steps / (mean > 0 ? mean : 1e-9),
-              1e3 * x.comm_seconds / (double)x.steps, 100.0 * (double)x.started_early / (double)x.buckets,
+              t->ex.bucket_elems * sizeof(hn_real) / 1024, hn_exchange_kind_name(t->ex.kind),
+              t->ex.overlap ? "on" : "off", 1e3 * x.wait_seconds / (double)x.steps,
+              100.0 * x.wait_seconds / (double)x.steps / (mean > 0 ? mean : 1e-9), 1e3 * x.comm_seconds / (double)x.steps,
+              1e3 * x.work_seconds / (double)x.steps, 100.0 * (double)x.started_early / (double)x.buckets,
               100.0 * (double)x.done_early / (double)x.buckets);
   return HN_OK;
 }

@@ -92,22 +92,31 @@ compare_steps() {
 final_line() { grep "finished:" "$1.log" | sed -E 's/.*\| train loss [0-9.]+ (acc [0-9.]+%) \| val loss [0-9.]+ (acc [0-9.]+%).*/\1 \2/'; }
 
 # --- 1. the same trajectory on 1, 2, 4 ranks and 2 ranks x 2 threads -----------------------------
-for cfg in "p1 1 1" "p2 2 1" "p4 4 1" "p2t2 2 2"; do
+# (the node-shared exchange engine, hamnet's default here; p2mpi: the MPI_Iallreduce engine; p4n2: 4
+# ranks as 2 "nodes" of 2, so that the shared engine also allreduces across nodes)
+for cfg in "p1 1 1" "p2 2 1" "p4 4 1" "p2t2 2 2" "p2mpi 2 1 --set parallel.exchange=mpi"; do
   set -- $cfg
-  rc=$(train "$1" "$2" "$3")
-  [[ $rc == 0 ]] || fail "training on $2 ranks x $3 threads exited $rc:
+  rc=$(train "$@")
+  [[ $rc == 0 ]] || fail "training on $2 ranks x $3 threads ($1) exited $rc:
 $(tail -20 "$1.log")"
 done
+rc=$(HAMNET_EXCHANGE_NODE_SIZE=2 train p4n2 4 1)
+[[ $rc == 0 ]] || fail "training on 4 ranks as 2 nodes exited $rc:
+$(tail -20 p4n2.log)"
 grep -q "4 ranks x 1 thread" p4.log || fail "banner does not show 4 ranks: $(head -3 p4.log)"
-grep -qE "gradient exchange: [0-9]+ buckets? of 4 KiB, overlap on: waited" p2.log ||
-  fail "no exchange summary in the 2-rank log"
+grep -qE "gradient exchange: [0-9]+ buckets? of 4 KiB, shared engine, overlap on: waited" p2.log ||
+  fail "no exchange summary naming the shared engine in the 2-rank log"
+grep -qE "gradient exchange: [0-9]+ buckets? of 4 KiB, mpi engine, overlap on: waited" p2mpi.log ||
+  fail "no exchange summary naming the MPI engine in the p2mpi log"
+grep -q "gradient exchange: node-shared buffers (2 ranks per node x 2 nodes)" p4n2.log ||
+  fail "4 ranks as 2 nodes did not use the shared engine across nodes: $(grep 'gradient exchange' p4n2.log)"
 grep -qE "epoch 1: waited [0-9.]+ s for the gradient exchange" p2.log || fail "no per-epoch exchange line"
-for run in p2 p4 p2t2; do
+for run in p2 p4 p2t2 p2mpi p4n2; do
   compare_steps p1 "$run" || fail "the loss trajectory on $run differs from one rank"
   [[ "$(final_line p1)" == "$(final_line "$run")" ]] ||
     fail "final accuracies differ: p1 '$(final_line p1)' vs $run '$(final_line "$run")'"
 done
-echo "final accuracies (train, val): $(final_line p1) on 1, 2, 4 ranks and 2 ranks x 2 threads"
+echo "final accuracies (train, val): $(final_line p1) on 1, 2, 4 ranks, 2 ranks x 2 threads, the MPI engine and 2 nodes"
 
 # --- 2. sharded evaluation ----------------------------------------------------------------------
 for np in 1 2 4; do

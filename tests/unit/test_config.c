@@ -588,7 +588,7 @@ static void test_round_trip(void) {
   for (const char *p = ini; p && *p; p++)
     if (*p == '=')
       keys++;
-  CHECK(rows == keys && rows == 51, "print_keys rows %d, to_ini keys %d (expected 51)", rows, keys);
+  CHECK(rows == keys && rows == 52, "print_keys rows %d, to_ini keys %d (expected 52)", rows, keys);
   CHECK(strncmp(mem, "| Section | Key | Default | Allowed | Meaning |\n|---|---|---|---|---|\n", 69) == 0,
         "table header:\n%.200s", mem);
   CHECK(contains(mem, "| `[train]` | `lr` | `0.01` | real number > 0 |"), "lr row");
