@@ -11,6 +11,7 @@
  * disagree, and is skipped (counted, and the count is bounded).
  * The test also corrupts one gradient coordinate and requires the check to catch it, and
  * compares stored and reversible gradients up to depth 256 (<= 1e-8). */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,6 +219,47 @@ static void test_reversible_matches_stored(void) {
       }
 }
 
+/* The smoothness regulariser of a network deep and wide enough for its threaded pass: the value
+ * and gradient against the plain double formula, and the same bits on 1 and 2 threads. */
+static void test_regularizer_threaded(void) {
+  problem p;
+  setup(&p, HN_ARCH_HAMILTONIAN, HN_ACT_TANH, HN_OPEN_DENSE, 16, 96, 0, 0, 5, HN_KERNEL_WIDE); /* 2 blocks */
+  const hn_layout *L = &p.m.layout;
+  const size_t n = L->n_params, ls = L->layer_size;
+  const int N = L->spec.depth;
+  CHECK((size_t)N * ls >= ((size_t)1 << 16), "the test network (%zu parameters in layers) is too small for the "
+        "threaded pass", (size_t)N * ls);
+  const double c = 0.1 / (double)L->h;
+  double want = 0;
+  double *gwant = calloc(n, sizeof(double));
+  for (int j = 0; j + 1 < N; j++)
+    for (size_t i = 0; i < ls; i++) {
+      const size_t a = L->off_layers + (size_t)j * ls + i;
+      const double d = (double)p.m.params[a + ls] - (double)p.m.params[a];
+      want += 0.5 * c * d * d;
+      gwant[a] -= c * d;
+      gwant[a + ls] += c * d;
+    }
+  double R[2];
+  hn_real *g[2];
+  for (int t = 0; t < 2; t++) {
+    g[t] = calloc(n, sizeof(hn_real));
+    omp_set_num_threads(t + 1);
+    R[t] = hn_regularizer(L, p.m.params, g[t], 0.1, 0.0);
+  }
+  omp_set_num_threads(1);
+  CHECK(R[0] == R[1] && memcmp(g[0], g[1], n * sizeof(hn_real)) == 0, "regulariser differs between 1 and 2 threads "
+        "(%.17g vs %.17g)", R[0], R[1]);
+  CHECK(fabs(R[0] - want) <= 1e-12 * fabs(want), "regulariser %.17g, want %.17g", R[0], want);
+  double worst = 0;
+  for (size_t i = 0; i < n; i++)
+    worst = fmax(worst, fabs((double)g[0][i] - gwant[i]) / (fabs(gwant[i]) + 1e-12));
+  CHECK(worst <= 1e-9, "regulariser gradient: worst relative difference %.3g from the plain formula", worst);
+  free(g[0]);
+  free(g[1]);
+  free(gwant);
+  teardown(&p);
+}
 #endif
 
 int main(void) {
@@ -228,6 +270,7 @@ int main(void) {
   test_all_combinations();
   test_corrupted_gradient_is_caught();
   test_reversible_matches_stored();
+  test_regularizer_threaded();
   return hn_test_finish("test_gradcheck");
 #endif
 }
