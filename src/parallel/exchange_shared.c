@@ -318,8 +318,12 @@ int hn_shared_create(hn_exchange *ex, hn_real **grads, char *why, size_t why_len
       }
     }
   }
-  int mine[3] = {(int)getpid(), fd, ok}, *all = calloc((size_t)L * 3, sizeof(int));
-  if (!all || MPI_Allgather(mine, 3, MPI_INT, all ? all : mine, 3, MPI_INT, node) != MPI_SUCCESS)
+  /* every node rank takes part in the allgather, so a failed allocation is agreed on first */
+  int *all = calloc((size_t)L * 3, sizeof(int)), have_all = all != NULL;
+  if (MPI_Allreduce(MPI_IN_PLACE, &have_all, 1, MPI_INT, MPI_MIN, node) != MPI_SUCCESS)
+    have_all = 0;
+  int mine[3] = {(int)getpid(), fd, ok};
+  if (!have_all || MPI_Allgather(mine, 3, MPI_INT, all, 3, MPI_INT, node) != MPI_SUCCESS)
     ok = 0;
   for (int q = 0; ok && q < L; q++) {
     ok = all[3 * q + 2];
