@@ -164,6 +164,23 @@ int hn_shared_progress(hn_exchange *ex, int upto) {
   return HN_OK;
 }
 
+/* A process that has exited is gone (ESRCH) or, until its parent reaps it, a zombie - which
+ * kill(pid, 0) still reports as present: /proc/PID/stat's state field tells them apart. */
+static int process_alive(int pid) {
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+    return 0;
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 1; /* no /proc: trust kill */
+  size_t len = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  const char *close_paren = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold spaces */
+  return !(close_paren && close_paren[1] == ' ' && (close_paren[2] == 'Z' || close_paren[2] == 'X'));
+}
+
 /* Between polls of a wait: give the core away (oversubscribed runs) and, now and then, make
  * sure every node peer still lives - a peer that died would otherwise be waited for forever. */
 static int wait_tick(hn_exchange *ex, double *next_check, const char *what) {
@@ -174,7 +191,7 @@ static int wait_tick(hn_exchange *ex, double *next_check, const char *what) {
     return HN_OK;
   *next_check = now + HN_LIVENESS_SECONDS;
   for (int q = 0; q < s->L; q++)
-    if (q != s->lr && kill((pid_t)s->pid[q], 0) != 0 && errno == ESRCH)
+    if (q != s->lr && !process_alive(s->pid[q]))
       return hn_fail(HN_EMPI, "rank %d (process %d on this node) died while rank %d waited for it %s", s->rank_of[q],
                      s->pid[q], s->rank_of[s->lr], what);
   return HN_OK;

@@ -690,8 +690,9 @@ static int train_step(trainer *t, int epoch, int k, epoch_totals *tot) {
     _exit(HN_EXIT_ERROR);
   }
   int xstatus = hn_exchange_finish(&t->ex);
-  if (status == HN_OK)
-    status = xstatus;
+  if (xstatus != HN_OK) /* a peer died or MPI failed: no further collective could complete; the job ends
+                         * through hn_mpi_exit (its deadline aborts the ranks that still wait) */
+    return xstatus;
   double R = hn_regularizer(&t->model.layout, t->model.params, t->model.grads, cfg->train.alpha_t, cfg->train.alpha_w);
 
   /* per-step agreement: sums of loss/accuracy, and the worst of the flags. A stop signal on

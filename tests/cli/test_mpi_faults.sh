@@ -9,6 +9,9 @@
 #   exit   that rank dies at step 3 without a word             -> mpirun ends the job
 # Each runs on 2 ranks (fault on rank 1) and on 4 ranks (fault on rank 3), under a 120 s
 # timeout that only a hang would reach; each must end in < 30 s.
+# Also: `exit` under a launcher that does NOT end the job when a rank dies (mpirun --mca
+# orte_abort_on_non_zero_status 0, like srun without --kill-on-bad-exit): the node-shared gradient
+# exchange notices the dead peer, names it, and the job ends through HAMNET_EXIT_DEADLINE.
 set -euo pipefail
 : "${HAMNET:?set HAMNET to the hamnet binary}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/hn_cli_faults.XXXXXX")
@@ -43,11 +46,12 @@ EOF
 
 # expect FAULT NP RANK CODE REGEX: the run exits with CODE ("any" = any non-zero) and its output
 # matches REGEX.
+# LAUNCH_OPTS: extra mpirun options.
 expect() {
   local fault=$1 np=$2 rank=$3 want=$4 pattern=$5 rc=0 start=$SECONDS
   HAMNET_FAULT=$fault HAMNET_FAULT_RANK=$rank HAMNET_FAULT_STEP=3 timeout 120 \
-    mpirun --oversubscribe --bind-to none -np "$np" -x HAMNET_FAULT -x HAMNET_FAULT_RANK -x HAMNET_FAULT_STEP \
-    "$HAMNET" train c.ini --run-dir "run_${fault}_$np" >"$fault$np.log" 2>&1 || rc=$?
+    mpirun --oversubscribe --bind-to none ${LAUNCH_OPTS:-} -np "$np" -x HAMNET_FAULT -x HAMNET_FAULT_RANK \
+    -x HAMNET_FAULT_STEP "$HAMNET" train c.ini --run-dir "run_${fault}_$np" >"$fault$np.log" 2>&1 || rc=$?
   local took=$((SECONDS - start))
   [[ $rc != 124 ]] || fail "$fault on rank $rank of $np: the job hung (killed by timeout):
 $(tail -20 "$fault$np.log")"
@@ -70,4 +74,6 @@ for np in 2 4; do
   expect error $np $r 1 "error \[rank 0\]: rank $r failed \(internal error\): forward/backward pass failed at step 3"
   expect exit $np $r any "rank $r: dying at step 3"
 done
+LAUNCH_OPTS="--mca orte_abort_on_non_zero_status 0" expect exit 2 1 any \
+  "error \[rank 0\]: rank 1 \(process [0-9]+ on this node\) died while rank 0 waited for it in the gradient exchange"
 echo "test_mpi_faults: all checks passed"
