@@ -209,7 +209,7 @@ int hn_shared_finish(hn_exchange *ex) {
   atomic_store_explicit(&s->head[s->lr]->done, s->seq, memory_order_release);
   for (int q = 0; q < s->L; q++)
     while (q != s->lr && atomic_load_explicit(&s->head[q]->done, memory_order_acquire) < s->seq)
-      HN_TRY(wait_tick(ex, &next_check, "to finish reading its gradients"));
+      HN_TRY(wait_tick(ex, &next_check, "in the gradient exchange (to finish reading this rank's gradients)"));
   return HN_OK;
 }
 
