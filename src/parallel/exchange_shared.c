@@ -35,10 +35,9 @@ struct hn_shared {
   MPI_Comm inter;        /* this local rank on every node; MPI_COMM_NULL with one node */
   int lr, L;             /* local rank, ranks per node */
   size_t head_bytes, seg_bytes;
-  seg_header **head;     /* [L] every node rank's header (ours writable) */
+  seg_header **head;     /* [L] every node rank's mapping, its header first (ours writable) */
   const hn_real **buf;   /* [L] every node rank's gradients */
   hn_real *mine;         /* = buf[lr], writable */
-  void **map;            /* [L] the mappings, for munmap */
   int *pid;              /* [L] */
   int *rank_of;          /* [L] world rank of each local rank (messages) */
   hn_real **slot;        /* the caller's gradient pointer (pointed at mine) */
@@ -46,7 +45,6 @@ struct hn_shared {
   unsigned char *state;  /* [nb] */
   unsigned char *copied; /* [nb * L] slice q of bucket k copied into mine */
   int *n_copied;         /* [nb] */
-  MPI_Request *req;      /* [nb] inter-node allreduce of our slice */
   int published;         /* buckets [0, published) are final here and flagged ready */
   int first_open;        /* the lowest bucket not yet done */
 };
@@ -91,9 +89,9 @@ static void sum_slice(struct hn_shared *s, size_t a, size_t b) {
   }
 }
 
-static int all_flagged(const struct hn_shared *s, _Atomic long *(*flag)(const struct hn_shared *, int, int), int k) {
+static int all_ready(const struct hn_shared *s, int k) {
   for (int q = 0; q < s->L; q++)
-    if (q != s->lr && atomic_load_explicit(flag(s, q, k), memory_order_acquire) < s->seq)
+    if (q != s->lr && atomic_load_explicit(ready_flag(s, q, k), memory_order_acquire) < s->seq)
       return 0;
   return 1;
 }
@@ -114,14 +112,14 @@ int hn_shared_progress(hn_exchange *ex, int upto) {
     size_t a, b;
     if (s->state[k] == ST_READY) {
       /* peers flag their buckets in order: if k is not ready everywhere, neither is k + 1 */
-      if (!all_flagged(s, ready_flag, k))
+      if (!all_ready(s, k))
         break;
       slice(ex, k, s->lr, &a, &b);
       const double t0 = hn_wtime();
       sum_slice(s, a, b);
       ex->stats.work_seconds += hn_wtime() - t0;
       if (s->inter != MPI_COMM_NULL) { /* the same order on every node: k ascending */
-        if (MPI_Iallreduce(MPI_IN_PLACE, s->mine + a, (int)(b - a), HN_MPI_REAL, MPI_SUM, s->inter, &s->req[k]) !=
+        if (MPI_Iallreduce(MPI_IN_PLACE, s->mine + a, (int)(b - a), HN_MPI_REAL, MPI_SUM, s->inter, &ex->req[k]) !=
             MPI_SUCCESS)
           return hn_fail(HN_EMPI, "MPI_Iallreduce of gradient bucket %d across the nodes failed", k);
         s->state[k] = ST_INTER;
@@ -132,7 +130,7 @@ int hn_shared_progress(hn_exchange *ex, int upto) {
     }
     if (s->state[k] == ST_INTER) {
       int flag = 0;
-      if (MPI_Test(&s->req[k], &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+      if (MPI_Test(&ex->req[k], &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
         return hn_fail(HN_EMPI, "the allreduce of gradient bucket %d across the nodes failed (a rank may have died)",
                        k);
       if (!flag)
@@ -241,9 +239,9 @@ void hn_shared_begin(hn_exchange *ex) {
 static void release(struct hn_shared *s, int with_comms) {
   if (!s)
     return;
-  for (int q = 0; s->map && q < s->L; q++)
-    if (s->map[q] && s->map[q] != MAP_FAILED)
-      munmap(s->map[q], s->seg_bytes);
+  for (int q = 0; s->head && q < s->L; q++)
+    if (s->head[q])
+      munmap(s->head[q], s->seg_bytes);
   if (with_comms) {
     if (s->inter != MPI_COMM_NULL)
       MPI_Comm_free(&s->inter);
@@ -252,13 +250,11 @@ static void release(struct hn_shared *s, int with_comms) {
   }
   free(s->head);
   free(s->buf);
-  free(s->map);
   free(s->pid);
   free(s->rank_of);
   free(s->state);
   free(s->copied);
   free(s->n_copied);
-  free(s->req);
   free(s);
 }
 
@@ -307,14 +303,12 @@ int hn_shared_create(hn_exchange *ex, hn_real **grads, char *why, size_t why_len
     s->lr = lr;
     s->head = calloc((size_t)L, sizeof *s->head);
     s->buf = calloc((size_t)L, sizeof *s->buf);
-    s->map = calloc((size_t)L, sizeof *s->map);
     s->pid = calloc((size_t)L, sizeof *s->pid);
     s->rank_of = calloc((size_t)L, sizeof *s->rank_of);
     s->state = calloc((size_t)nb, 1);
     s->copied = calloc((size_t)nb * (size_t)L, 1);
     s->n_copied = calloc((size_t)nb, sizeof(int));
-    s->req = calloc((size_t)nb, sizeof(MPI_Request));
-    ok = s->head && s->buf && s->map && s->pid && s->rank_of && s->state && s->copied && s->n_copied && s->req;
+    ok = s->head && s->buf && s->pid && s->rank_of && s->state && s->copied && s->n_copied;
     const size_t page = 4096;
     s->head_bytes = (sizeof(seg_header) + 2 * (size_t)nb * sizeof(long) + page - 1) / page * page;
     s->seg_bytes = (s->head_bytes + ex->n * sizeof(hn_real) + page - 1) / page * page;
@@ -327,10 +321,11 @@ int hn_shared_create(hn_exchange *ex, hn_real **grads, char *why, size_t why_len
       err = errno;
       ok = 0;
     } else {
-      s->map[lr] = mmap(NULL, s->seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      if (s->map[lr] == MAP_FAILED) {
+      void *p = mmap(NULL, s->seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (p != MAP_FAILED) {
+        s->head[lr] = p;
+      } else {
         err = errno;
-        s->map[lr] = NULL;
         ok = 0;
       }
     }
@@ -355,7 +350,7 @@ int hn_shared_create(hn_exchange *ex, hn_real **grads, char *why, size_t why_len
       err = errno;
       ok = 0;
     } else {
-      s->map[q] = p;
+      s->head[q] = p;
     }
     if (pfd >= 0)
       close(pfd);
@@ -387,11 +382,9 @@ int hn_shared_create(hn_exchange *ex, hn_real **grads, char *why, size_t why_len
              err ? strerror(err) : "failed on another rank");
     return HN_OK;
   }
-  for (int q = 0; q < L; q++) {
-    s->head[q] = s->map[q];
-    s->buf[q] = (const hn_real *)((const char *)s->map[q] + s->head_bytes);
-  }
-  s->mine = (hn_real *)((char *)s->map[lr] + s->head_bytes);
+  for (int q = 0; q < L; q++)
+    s->buf[q] = (const hn_real *)((const char *)s->head[q] + s->head_bytes);
+  s->mine = (hn_real *)((char *)s->head[lr] + s->head_bytes);
   /* the caller's buffer hands over its contents and its place */
   memcpy(s->mine, *grads, ex->n * sizeof(hn_real));
   hn_free(*grads);

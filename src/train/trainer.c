@@ -621,16 +621,19 @@ static int report_parallel(trainer *t) {
                 1e3 * median, 1e3 * mean, 1e3 * med[1]);
     return HN_OK;
   }
+  char work[64] = ""; /* the shared engine's own sums and copies (the MPI engine's happen inside MPI) */
+  if (t->ex.kind == HN_EXCHANGE_SHARED)
+    snprintf(work, sizeof work, " (%.2f ms summing and copying)", 1e3 * x.work_seconds / (double)x.steps);
   hn_log_info("steps: %ld, median %.2f ms, mean %.2f ms (first step left out), CPU time per step %.2f ms | "
               "gradient exchange: %d bucket%s of "
               "%zu KiB, %s engine, overlap %s: waited %.2f ms per step (%.1f%% of the mean step), %.2f ms per step in "
-              "the exchange's calls (%.2f ms summing and copying); "
+              "the exchange's calls%s; "
               "buckets started during the backward pass %.0f%%, complete before it ended %.0f%%",
               n, 1e3 * median, 1e3 * mean, 1e3 * med[1], t->ex.n_buckets, t->ex.n_buckets == 1 ? "" : "s",
               t->ex.bucket_elems * sizeof(hn_real) / 1024, hn_exchange_kind_name(t->ex.kind),
               t->ex.overlap ? "on" : "off", 1e3 * x.wait_seconds / (double)x.steps,
               100.0 * x.wait_seconds / (double)x.steps / (mean > 0 ? mean : 1e-9), 1e3 * x.comm_seconds / (double)x.steps,
-              1e3 * x.work_seconds / (double)x.steps, 100.0 * (double)x.started_early / (double)x.buckets,
+              work, 100.0 * (double)x.started_early / (double)x.buckets,
               100.0 * (double)x.done_early / (double)x.buckets);
   return HN_OK;
 }
